@@ -1,0 +1,171 @@
+"""Rollout buffer that replays the rollout as padded sequences, each starting from its stored state.
+
+The rollout is cut into sequences at every hidden-state reset and every ``max_seq_len`` steps. Each sequence
+keeps the recurrent state the rollout had before its first step, so one core call over a padded minibatch
+recomputes exactly what the rollout computed: no per-timestep loop, no reset handling inside the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.type_aliases import PyTorchObs
+
+
+class SequenceBatch(NamedTuple):
+    """A minibatch of padded sequences, flattened time-major: row ``t * n_seq + i`` is step ``t`` of seq ``i``."""
+
+    observations: PyTorchObs
+    actions: th.Tensor
+    old_values: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+    initial_states: th.Tensor  # [n_layers, n_seq, state_size]
+    mask: th.Tensor  # [seq_len * n_seq] bool, False on padding
+    seq_len: int
+
+
+class SequenceLayout(NamedTuple):
+    """Where each sequence starts in the env-major flattened rollout, and how long it is."""
+
+    starts: np.ndarray  # flat index of each sequence's first step
+    lengths: np.ndarray
+
+
+def sequence_layout(hidden_resets: np.ndarray, max_seq_len: int) -> SequenceLayout:
+    """Cut a ``[n_steps, n_envs]`` rollout at resets, at rollout starts and every ``max_seq_len`` steps.
+
+    Flat indices are env-major (``env * n_steps + t``) so a sequence is a contiguous run of indices.
+    """
+    n_steps = hidden_resets.shape[0]
+    is_reset = hidden_resets.astype(bool).copy()
+    is_reset[0] = True
+    time = np.arange(n_steps)[:, None]
+    last_reset = np.maximum.accumulate(np.where(is_reset, time, 0), axis=0)
+    # A sequence also starts every max_seq_len steps after the last reset.
+    is_start = (time - last_reset) % max_seq_len == 0
+    flat_starts = is_start.T.reshape(-1)
+    starts = np.flatnonzero(flat_starts)
+    lengths = np.diff(np.append(starts, flat_starts.size))
+    return SequenceLayout(starts, lengths)
+
+
+def minibatch_groups(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle sequences and group them into minibatches of about ``batch_size`` samples each."""
+    total = int(lengths.sum())
+    n_minibatches = max(1, round(total / batch_size))
+    order = rng.permutation(lengths.size)
+    samples_before = np.cumsum(lengths[order]) - lengths[order]
+    group_of = np.minimum(samples_before * n_minibatches // total, n_minibatches - 1)
+    return [order[group_of == g] for g in range(n_minibatches) if np.any(group_of == g)]
+
+
+class _SequenceReplay:
+    """Mixin for SB3's rollout buffers: stores recurrent states and resets, yields ``SequenceBatch``es."""
+
+    n_steps_cap: int
+
+    def __init__(self, *args: Any, state_shape: tuple[int, int], max_seq_len: int, **kwargs: Any) -> None:
+        if max_seq_len < 1:
+            raise ValueError(f"max_seq_len must be >= 1, got {max_seq_len}")
+        self.state_shape = state_shape  # (n_layers, state_size)
+        self.max_seq_len = max_seq_len
+        self.rng = np.random.default_rng()
+        super().__init__(*args, **kwargs)
+
+    def reset(self) -> None:
+        n_layers, state_size = self.state_shape
+        self.states = np.zeros((self.buffer_size, self.n_envs, n_layers, state_size), dtype=np.float32)
+        self.hidden_resets = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+        self._replay: dict[str, Any] | None = None
+        super().reset()
+
+    def add_memory(self, state: th.Tensor, hidden_reset: np.ndarray) -> None:
+        """Record the state the policy acted from at this step (already reset) and whether it was reset.
+
+        Call before ``add()``, which advances the position.
+        """
+        self.states[self.pos] = state.permute(1, 0, 2).cpu().numpy()
+        self.hidden_resets[self.pos] = hidden_reset
+
+    def seed(self, seed: int | None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def _prepare_replay(self) -> dict[str, Any]:
+        """Flatten the rollout env-major into tensors once per rollout; epochs only reshuffle sequences."""
+        layout = sequence_layout(self.hidden_resets, self.max_seq_len)
+
+        def flat(array: np.ndarray) -> th.Tensor:
+            return self.to_torch(self.swap_and_flatten(array))
+
+        replay: dict[str, Any] = {
+            "layout": layout,
+            "actions": flat(self.actions.astype(np.float32, copy=False)),
+            "values": flat(self.values).flatten(),
+            "log_probs": flat(self.log_probs).flatten(),
+            "advantages": flat(self.advantages).flatten(),
+            "returns": flat(self.returns).flatten(),
+            # states of each sequence's first step: [n_seq, n_layers, size] -> [n_layers, n_seq, size]
+            "states": self.to_torch(self.swap_and_flatten(self.states)[layout.starts]).permute(1, 0, 2),
+        }
+        if isinstance(self.observations, dict):
+            replay["observations"] = {key: flat(obs) for key, obs in self.observations.items()}
+        else:
+            replay["observations"] = flat(self.observations)
+        return replay
+
+    def get(self, batch_size: int | None = None) -> Generator[SequenceBatch, None, None]:  # type: ignore[override]
+        assert self.full, "the rollout buffer must be full before replaying it"
+        if self._replay is None:
+            self._replay = self._prepare_replay()
+        replay = self._replay
+        layout: SequenceLayout = replay["layout"]
+        batch_size = batch_size or self.buffer_size * self.n_envs
+        for sequences in minibatch_groups(layout.lengths, batch_size, self.rng):
+            yield self._padded_batch(replay, layout, sequences)
+
+    def _padded_batch(self, replay: dict[str, Any], layout: SequenceLayout, sequences: np.ndarray) -> SequenceBatch:
+        lengths = layout.lengths[sequences]
+        seq_len = int(lengths.max())
+        offsets = np.arange(seq_len)[:, None]  # [T, 1]
+        mask_np = offsets < lengths[None, :]  # [T, n_seq]
+        # Padding points at the sequence's own first step; the mask removes it from every loss.
+        index_np = layout.starts[sequences][None, :] + np.where(mask_np, offsets, 0)
+        index = th.as_tensor(index_np.reshape(-1), device=self.device)
+        observations: PyTorchObs
+        if isinstance(replay["observations"], dict):
+            observations = {key: obs[index] for key, obs in replay["observations"].items()}
+        else:
+            observations = replay["observations"][index]
+        return SequenceBatch(
+            observations=observations,
+            actions=replay["actions"][index],
+            old_values=replay["values"][index],
+            old_log_prob=replay["log_probs"][index],
+            advantages=replay["advantages"][index],
+            returns=replay["returns"][index],
+            initial_states=replay["states"][:, th.as_tensor(sequences, device=self.device)],
+            mask=th.as_tensor(mask_np.reshape(-1), device=self.device),
+            seq_len=seq_len,
+        )
+
+
+class RecurrentRolloutBuffer(_SequenceReplay, RolloutBuffer):
+    """SB3's ``RolloutBuffer`` (GAE included) plus recurrent states and sequence replay."""
+
+
+class RecurrentDictRolloutBuffer(_SequenceReplay, DictRolloutBuffer):
+    """SB3's ``DictRolloutBuffer`` plus recurrent states and sequence replay, for ``Dict`` observations."""
+
+
+def make_rollout_buffer(
+    observation_space: spaces.Space, *args: Any, **kwargs: Any
+) -> RecurrentRolloutBuffer | RecurrentDictRolloutBuffer:
+    buffer_class = RecurrentDictRolloutBuffer if isinstance(observation_space, spaces.Dict) else RecurrentRolloutBuffer
+    return buffer_class(*args, observation_space=observation_space, **kwargs)

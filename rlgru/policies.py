@@ -1,0 +1,322 @@
+"""Recurrent actor-critic policy: SB3 features extractor -> memory core(s) -> SB3 MLP heads.
+
+The recurrent state is one tensor ``[n_layers, n_envs, state_size]``: the actor core's state, followed by the
+critic core's when the critic has its own core. Keeping it plain data lets the buffer store it per step and
+lets ``predict`` hand it to users as a single array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    MlpExtractor,
+    NatureCNN,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+from rlgru.cores import CORES, MemoryCore, make_core
+
+#: sb3-contrib's RecurrentActorCriticPolicy keyword -> rlgru keyword, so its code runs after an import change.
+LEGACY_ALIASES = {
+    "lstm_hidden_size": "hidden_size",
+    "n_lstm_layers": "n_layers",
+    "shared_lstm": "shared_core",
+    "enable_critic_lstm": "critic_core",
+}
+
+
+def resolve_legacy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Map sb3-contrib's LSTM keywords onto rlgru's; refuse conflicting or unsupported ones clearly."""
+    resolved = dict(kwargs)
+    for old, new in LEGACY_ALIASES.items():
+        if old in resolved:
+            value = resolved.pop(old)
+            if new in resolved and resolved[new] != value:
+                raise ValueError(f"policy_kwargs gives both {old}={value!r} and {new}={resolved[new]!r}")
+            resolved[new] = value
+    lstm_kwargs = resolved.pop("lstm_kwargs", None)
+    if lstm_kwargs:
+        raise ValueError(f"lstm_kwargs={lstm_kwargs!r} is not supported: rlgru cores take hidden_size and n_layers")
+    return resolved
+
+
+class RecurrentActorCriticPolicy(ActorCriticPolicy):
+    """Actor-critic with a memory core between the features extractor and the MLP heads.
+
+    :param hidden_size: width of each core (sb3-contrib's ``lstm_hidden_size``).
+    :param n_layers: stacked recurrent layers per core.
+    :param shared_core: one core for actor and critic, trained by both losses; otherwise each has its own
+        (sb3-contrib's ``enable_critic_lstm=True``).
+    :param critic_core: with ``shared_core=False``, ``False`` gives the critic a linear layer instead of a core
+        (sb3-contrib's ``enable_critic_lstm=False``).
+    :param core_type: ``"gru"``, ``"lstm"`` or ``"rnn"``; the named policy classes fix it.
+    Other arguments are SB3's ``ActorCriticPolicy`` ones.
+    """
+
+    default_core_type = "gru"
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        hidden_size: int = 256,
+        n_layers: int = 1,
+        shared_core: bool = False,
+        critic_core: bool = True,
+        core_type: str | None = None,
+        **legacy_kwargs: Any,
+    ) -> None:
+        aliases = resolve_legacy_kwargs(legacy_kwargs)
+        unknown = set(aliases) - {"hidden_size", "n_layers", "shared_core", "critic_core"}
+        if unknown:
+            raise TypeError(f"unexpected policy keyword(s): {sorted(unknown)}")
+        hidden_size = aliases.get("hidden_size", hidden_size)
+        n_layers = aliases.get("n_layers", n_layers)
+        shared_core = aliases.get("shared_core", shared_core)
+        critic_core = aliases.get("critic_core", critic_core)
+        core_type = core_type or self.default_core_type
+        if core_type not in CORES:
+            raise ValueError(f"unknown core_type {core_type!r}; choose one of {sorted(CORES)}")
+        if shared_core and not critic_core:
+            raise ValueError("shared_core=True already gives the critic the actor's core; drop critic_core=False")
+        # Read by _build_mlp_extractor(), which the parent constructor calls.
+        self.hidden_size = int(hidden_size)
+        self.n_layers = int(n_layers)
+        self.shared_core = bool(shared_core)
+        self.critic_core_enabled = bool(critic_core)
+        self.core_type = core_type
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            ortho_init,
+            use_sde,
+            log_std_init,
+            full_std,
+            use_expln,
+            squash_output,
+            features_extractor_class,
+            features_extractor_kwargs,
+            share_features_extractor,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+        )
+
+    # ----------------------------------------------------------------------------------------------- building
+    def _build_mlp_extractor(self) -> None:
+        self.actor_core: MemoryCore = make_core(self.core_type, self.features_dim, self.hidden_size, self.n_layers)
+        self.critic_core: MemoryCore | None = None
+        self.critic_projection: nn.Module | None = None
+        if not self.shared_core:
+            if self.critic_core_enabled:
+                self.critic_core = make_core(self.core_type, self.features_dim, self.hidden_size, self.n_layers)
+            else:
+                self.critic_projection = nn.Linear(self.features_dim, self.hidden_size)
+        self.mlp_extractor = MlpExtractor(
+            self.hidden_size, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            hidden_size=self.hidden_size,
+            n_layers=self.n_layers,
+            shared_core=self.shared_core,
+            critic_core=self.critic_core_enabled,
+            core_type=self.core_type,
+        )
+        return data
+
+    # -------------------------------------------------------------------------------------------------- state
+    @property
+    def state_size(self) -> int:
+        """Width of the packed recurrent state (actor core, then critic core if any)."""
+        critic = self.critic_core.state_size if self.critic_core is not None else 0
+        return self.actor_core.state_size + critic
+
+    def initial_state(self, n_envs: int) -> th.Tensor:
+        return th.zeros(self.n_layers, n_envs, self.state_size, device=self.device)
+
+    def _split_state(self, state: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
+        actor_size = self.actor_core.state_size
+        if self.critic_core is None:
+            return state, None
+        return state[..., :actor_size], state[..., actor_size:]
+
+    # ------------------------------------------------------------------------------------------ the recurrence
+    def _latents(
+        self, obs: PyTorchObs, state: th.Tensor, seq_len: int, critic: bool = True
+    ) -> tuple[th.Tensor, th.Tensor | None, th.Tensor]:
+        """Features -> cores -> MLP latents for time-major flattened observations ``[seq_len * n_seq, ...]``.
+
+        The state must already be reset where needed: cores run reset-free over whole sequences, which is what
+        makes training one recurrent call per minibatch.
+        """
+        features = self.extract_features(obs)
+        pi_features, vf_features = features if isinstance(features, tuple) else (features, features)
+        n_seq = state.shape[1]
+        actor_state, critic_state = self._split_state(state)
+        core_pi, new_actor_state = self.actor_core(pi_features.view(seq_len, n_seq, -1), actor_state)
+        latent_pi = self.mlp_extractor.forward_actor(core_pi.reshape(seq_len * n_seq, -1))
+        new_state = new_actor_state
+        latent_vf = None
+        if self.critic_core is not None:
+            core_vf, new_critic_state = self.critic_core(vf_features.view(seq_len, n_seq, -1), critic_state)
+            new_state = th.cat((new_actor_state, new_critic_state), dim=-1)
+            if critic:
+                latent_vf = self.mlp_extractor.forward_critic(core_vf.reshape(seq_len * n_seq, -1))
+        elif critic:
+            core_vf = self.critic_projection(vf_features) if self.critic_projection is not None else core_pi
+            latent_vf = self.mlp_extractor.forward_critic(core_vf.reshape(seq_len * n_seq, -1))
+        return latent_pi, latent_vf, new_state
+
+    def forward(  # type: ignore[override]
+        self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+        """One rollout step for all envs: ``(actions, values, log_probs, next_state)``."""
+        latent_pi, latent_vf, new_state = self._latents(obs, state, seq_len=1)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        values = self.value_net(latent_vf)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, seq_len: int
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """Values, log-probs and entropy for padded sequences flattened time-major, starting from ``state``."""
+        latent_pi, latent_vf, _ = self._latents(obs, state, seq_len)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(  # type: ignore[override]
+        self, obs: PyTorchObs, state: th.Tensor, episode_starts: th.Tensor | None = None
+    ) -> tuple[Distribution, th.Tensor]:
+        state = self._reset(state, episode_starts)
+        latent_pi, _, new_state = self._latents(obs, state, seq_len=1, critic=False)
+        return self._get_action_dist_from_latent(latent_pi), new_state
+
+    def predict_values(  # type: ignore[override]
+        self, obs: PyTorchObs, state: th.Tensor, episode_starts: th.Tensor | None = None
+    ) -> th.Tensor:
+        _, latent_vf, _ = self._latents(obs, self._reset(state, episode_starts), seq_len=1)
+        return self.value_net(latent_vf)
+
+    @staticmethod
+    def _reset(state: th.Tensor, episode_starts: th.Tensor | None) -> th.Tensor:
+        if episode_starts is None:
+            return state
+        return state * (1.0 - episode_starts.to(state.dtype)).view(1, -1, 1)
+
+    # ------------------------------------------------------------------------------------------------ predict
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: np.ndarray | tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """SB3-style predict that threads the recurrent state: returns ``(actions, state)``.
+
+        ``state=None`` starts from zeros; ``episode_start[i]=1`` zeroes env ``i``'s state before acting.
+        A ``(h, c)`` tuple from sb3-contrib is accepted and packed.
+        """
+        self.set_training_mode(False)
+        obs_tensor, vectorized = self.obs_to_tensor(observation)
+        n_envs = _batch_size(obs_tensor)
+        if state is None:
+            state_tensor = self.initial_state(n_envs)
+        else:
+            packed = np.concatenate(state, axis=-1) if isinstance(state, tuple) else np.asarray(state)
+            expected = (self.n_layers, n_envs, self.state_size)
+            if packed.shape != expected:
+                raise ValueError(f"state has shape {packed.shape}, expected {expected} (n_layers, n_envs, size)")
+            state_tensor = th.as_tensor(packed, dtype=th.float32, device=self.device)
+        starts = None
+        if episode_start is not None:
+            starts = th.as_tensor(np.asarray(episode_start, dtype=np.float32).reshape(n_envs), device=self.device)
+        with th.no_grad():
+            distribution, new_state = self.get_distribution(obs_tensor, state_tensor, starts)
+            actions = distribution.get_actions(deterministic=deterministic)
+        actions_np = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
+        if isinstance(self.action_space, spaces.Box):
+            if self.squash_output:
+                actions_np = self.unscale_action(actions_np)
+            else:
+                actions_np = np.clip(actions_np, self.action_space.low, self.action_space.high)
+        if not vectorized:
+            actions_np = actions_np.squeeze(axis=0)
+        return actions_np, new_state.cpu().numpy()
+
+    # ------------------------------------------------------------------------------------------- diagnostics
+    @th.no_grad()
+    def memory_diagnostics(
+        self, obs: PyTorchObs, state: th.Tensor, seq_len: int, mask: th.Tensor | None = None
+    ) -> dict[str, float]:
+        """Gate activations and hidden-state norm of the actor core over padded sequences (for TensorBoard)."""
+        features = self.extract_features(obs)
+        pi_features = features[0] if isinstance(features, tuple) else features
+        actor_state, _ = self._split_state(state)
+        return self.actor_core.diagnose(pi_features.view(seq_len, state.shape[1], -1), actor_state, mask)
+
+
+def _batch_size(obs: PyTorchObs) -> int:
+    first = next(iter(obs.values())) if isinstance(obs, dict) else obs
+    return int(first.shape[0])
+
+
+def _named_policy(name: str, core_type: str, extractor: type[BaseFeaturesExtractor]) -> type:
+    """A policy class with its core and features extractor fixed, like sb3-contrib's ``MlpLstmPolicy``."""
+
+    def __init__(self: RecurrentActorCriticPolicy, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("features_extractor_class", extractor)
+        RecurrentActorCriticPolicy.__init__(self, *args, **kwargs)
+
+    doc = f"Recurrent actor-critic with a {core_type.upper()} core and SB3's {extractor.__name__}."
+    return type(name, (RecurrentActorCriticPolicy,), {"default_core_type": core_type, "__init__": __init__,
+                                                      "__doc__": doc, "__module__": __name__})
+
+
+MlpGruPolicy = _named_policy("MlpGruPolicy", "gru", FlattenExtractor)
+MlpLstmPolicy = _named_policy("MlpLstmPolicy", "lstm", FlattenExtractor)
+MlpRnnPolicy = _named_policy("MlpRnnPolicy", "rnn", FlattenExtractor)
+CnnGruPolicy = _named_policy("CnnGruPolicy", "gru", NatureCNN)
+CnnLstmPolicy = _named_policy("CnnLstmPolicy", "lstm", NatureCNN)
+CnnRnnPolicy = _named_policy("CnnRnnPolicy", "rnn", NatureCNN)
+MultiInputGruPolicy = _named_policy("MultiInputGruPolicy", "gru", CombinedExtractor)
+MultiInputLstmPolicy = _named_policy("MultiInputLstmPolicy", "lstm", CombinedExtractor)
+MultiInputRnnPolicy = _named_policy("MultiInputRnnPolicy", "rnn", CombinedExtractor)
+
+POLICY_ALIASES: dict[str, type[RecurrentActorCriticPolicy]] = {
+    cls.__name__: cls
+    for cls in (MlpGruPolicy, MlpLstmPolicy, MlpRnnPolicy, CnnGruPolicy, CnnLstmPolicy, CnnRnnPolicy,
+                MultiInputGruPolicy, MultiInputLstmPolicy, MultiInputRnnPolicy)
+}

@@ -1,0 +1,352 @@
+"""Recurrent PPO: a drop-in for ``sb3_contrib.RecurrentPPO`` with GRU, LSTM or RNN cores.
+
+Rollouts thread the recurrent state through every step and store it; training replays the rollout as padded
+sequences that start from their stored states, so each core runs once per minibatch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlgru.buffers import SequenceBatch, make_rollout_buffer
+from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
+from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
+from rlgru.wrappers import wrap_tuple_observations
+
+SelfRecurrentPPO = TypeVar("SelfRecurrentPPO", bound="RecurrentPPO")
+
+
+class RecurrentPPO(OnPolicyAlgorithm):
+    """PPO with a recurrent policy (clipped surrogate objective, GAE, value clipping, target KL).
+
+    Arguments match ``sb3_contrib.RecurrentPPO``; in addition:
+
+    :param hidden_reset: when the recurrent state is zeroed: ``"episode"`` at every episode start,
+        ``"trial"`` only when the env's info says ``trial_start=True`` (RL²-style meta-RL), ``"never"`` only
+        when an env is created.
+    :param max_seq_len: longest training sequence (truncated BPTT length). Defaults to
+        ``min(n_steps, batch_size)``, the longest sequence sb3-contrib's minibatches can hold.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = dict(POLICY_ALIASES)
+    policy: RecurrentActorCriticPolicy
+
+    def __init__(
+        self,
+        policy: str | type[RecurrentActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 128,
+        batch_size: int | None = 128,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        hidden_reset: HiddenResetMode = "episode",
+        max_seq_len: int | None = None,
+        _init_setup_model: bool = True,
+    ) -> None:
+        if hidden_reset not in HIDDEN_RESET_MODES:
+            raise ValueError(f"hidden_reset must be one of {HIDDEN_RESET_MODES}, got {hidden_reset!r}")
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        batch_size = batch_size or n_steps
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be > 1 (advantages are normalised per minibatch), got {batch_size}")
+        if max_seq_len is not None and max_seq_len < 1:
+            raise ValueError(f"max_seq_len must be >= 1, got {max_seq_len}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.clip_range = clip_range
+        self.clip_range_vf = clip_range_vf
+        self.normalize_advantage = normalize_advantage
+        self.target_kl = target_kl
+        self.hidden_reset: HiddenResetMode = hidden_reset
+        self.max_seq_len = max_seq_len or min(n_steps, batch_size)
+        self._last_state: th.Tensor | None = None
+        self._last_hidden_resets: np.ndarray | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        # Tuple observations have no SB3 preprocessing: flatten them instead of refusing them.
+        return wrap_tuple_observations(OnPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper))
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+        )
+        if not isinstance(self.policy, RecurrentActorCriticPolicy):
+            raise TypeError(f"RecurrentPPO needs a RecurrentActorCriticPolicy, got {type(self.policy).__name__}")
+        self.policy = self.policy.to(self.device)
+        self.rollout_buffer = make_rollout_buffer(
+            self.observation_space,
+            self.n_steps,
+            action_space=self.action_space,
+            device=self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+            state_shape=(self.policy.n_layers, self.policy.state_size),
+            max_seq_len=self.max_seq_len,
+        )
+        self.rollout_buffer.seed(self.seed)
+        self.clip_range = FloatSchedule(self.clip_range)
+        if self.clip_range_vf is not None:
+            if isinstance(self.clip_range_vf, (float, int)) and self.clip_range_vf <= 0:
+                raise ValueError("clip_range_vf must be positive; pass None to disable value clipping")
+            self.clip_range_vf = FloatSchedule(self.clip_range_vf)
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        env_will_reset = reset_num_timesteps or self._last_obs is None
+        total_timesteps, callback = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        # The state persists across learn() calls unless the envs were reset (or replaced by set_env).
+        stale = self._last_state is None or self._last_state.shape[1] != self.n_envs
+        if env_will_reset or stale:
+            self._last_state = self.policy.initial_state(self.n_envs)
+            self._last_hidden_resets = np.ones(self.n_envs, dtype=bool)
+        return total_timesteps, callback
+
+    def _excluded_save_params(self) -> list[str]:
+        # The live recurrent state belongs to the live envs, which are not saved either.
+        return [*super()._excluded_save_params(), "_last_state", "_last_hidden_resets"]
+
+    # ----------------------------------------------------------------------------------------------- rollout
+    def collect_rollouts(  # type: ignore[override]
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: Any, n_rollout_steps: int
+    ) -> bool:
+        assert self._last_obs is not None and self._last_state is not None, "call learn(), not collect_rollouts()"
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+        callback.on_rollout_start()
+
+        n_steps = 0
+        while n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+            keep = th.as_tensor(~self._last_hidden_resets, dtype=th.float32, device=self.device)
+            state = self._last_state * keep.view(1, -1, 1)
+            with th.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                actions, values, log_probs, next_state = self.policy(obs_tensor, state)
+            actions = actions.cpu().numpy()
+            new_obs, rewards, dones, infos = env.step(self._env_actions(actions))
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+            self._bootstrap_truncated(rewards, dones, infos, next_state)
+            rollout_buffer.add_memory(state, self._last_hidden_resets)
+            rollout_buffer.add(self._last_obs, actions, rewards, self._last_episode_starts, values, log_probs)
+
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+            self._last_state = next_state
+            self._last_hidden_resets = hidden_resets_after_step(self.hidden_reset, env, dones, infos)
+
+        with th.no_grad():
+            starts = th.as_tensor(self._last_hidden_resets, dtype=th.float32, device=self.device)
+            last_values = self.policy.predict_values(obs_as_tensor(new_obs, self.device), self._last_state, starts)
+        rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _env_actions(self, actions: np.ndarray) -> np.ndarray:
+        if not isinstance(self.action_space, spaces.Box):
+            return actions
+        if self.policy.squash_output:
+            return self.policy.unscale_action(actions)
+        return np.clip(actions, self.action_space.low, self.action_space.high)
+
+    def _bootstrap_truncated(
+        self, rewards: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]], next_state: th.Tensor
+    ) -> None:
+        """Add ``gamma * V(terminal_obs)`` to time-limit truncations, valued with the memory of that episode."""
+        for idx in np.flatnonzero(dones):
+            info = infos[idx]
+            if info.get("terminal_observation") is None or not info.get("TimeLimit.truncated", False):
+                continue
+            terminal_obs = self.policy.obs_to_tensor(info["terminal_observation"])[0]
+            with th.no_grad():
+                terminal_value = self.policy.predict_values(terminal_obs, next_state[:, idx : idx + 1])[0]
+            rewards[idx] += self.gamma * float(terminal_value)
+
+    # -------------------------------------------------------------------------------------------------- train
+    def train(self) -> None:
+        """The PPO update over sequence minibatches: clipped surrogate, (clipped) value loss, entropy bonus."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        clip_range_vf = None
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+
+        stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            for batch in self.rollout_buffer.get(self.batch_size):
+                if epoch == 0 and not stats["pg"]:
+                    self._log_memory_diagnostics(batch)
+                losses = self.minibatch_losses(batch, clip_range, clip_range_vf)
+                for key in stats:
+                    stats[key].append(losses[key].detach())
+                if self.target_kl is not None and float(losses["kl"]) > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {float(losses['kl']):.2f}")
+                    break
+                self.policy.optimizer.zero_grad()
+                losses["loss"].backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+            self._n_updates += 1
+            if not continue_training:
+                break
+
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        for name, key in (("policy_gradient_loss", "pg"), ("value_loss", "value"), ("entropy_loss", "entropy"),
+                          ("clip_fraction", "clip"), ("approx_kl", "kl")):
+            if stats[key]:
+                self.logger.record(f"train/{name}", float(th.stack(stats[key]).mean()))
+        self.logger.record("train/explained_variance", explained_var)
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def minibatch_losses(
+        self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None = None
+    ) -> dict[str, th.Tensor]:
+        """PPO losses of one sequence minibatch; padding steps are masked out of every mean."""
+        actions = batch.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        values, log_prob, entropy = self.policy.evaluate_actions(
+            batch.observations, actions, batch.initial_states, batch.seq_len
+        )
+        mask = batch.mask
+        values, log_prob = values.flatten()[mask], log_prob[mask]
+        advantages = batch.advantages[mask]
+        if self.normalize_advantage and advantages.numel() > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        log_ratio = log_prob - batch.old_log_prob[mask]
+        ratio = th.exp(log_ratio)
+        policy_loss = -th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+
+        old_values = batch.old_values[mask]
+        if clip_range_vf is not None:
+            values = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+        value_loss = (batch.returns[mask] - values).pow(2).mean()
+        entropy_loss = -(entropy[mask].mean() if entropy is not None else -log_prob.mean())
+
+        with th.no_grad():
+            approx_kl = ((ratio - 1) - log_ratio).mean()
+            clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
+        return {
+            "loss": policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss,
+            "pg": policy_loss,
+            "value": value_loss,
+            "entropy": entropy_loss,
+            "kl": approx_kl,
+            "clip": clip_fraction,
+            "log_prob": log_prob,
+            "values": values,
+        }
+
+    def _log_memory_diagnostics(self, batch: SequenceBatch) -> None:
+        """Gate activations and hidden-state norm on one minibatch, as ``memory/*`` scalars."""
+        mask = batch.mask.view(batch.seq_len, -1)
+        stats = self.policy.memory_diagnostics(batch.observations, batch.initial_states, batch.seq_len, mask)
+        for name, value in stats.items():
+            self.logger.record(f"memory/{name}", value)
+
+    def learn(  # type: ignore[override]
+        self: SelfRecurrentPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "RecurrentPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRecurrentPPO:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+
+__all__ = ["RecurrentPPO"]

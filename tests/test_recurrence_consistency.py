@@ -1,0 +1,110 @@
+"""The core risk of recurrent PPO: training must replay exactly what the rollout computed.
+
+Before any gradient step, the log-probs and values recomputed from the buffer's padded sequences must equal the
+rollout-time ones for every sample, with episodes ending mid-rollout, rollouts cut mid-episode, sequences cut
+at max_seq_len, padding, and memory carried across episodes (trial/never) and across rollouts.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.env_util import make_vec_env
+
+from rlgru import RecurrentPPO
+from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
+
+
+def make_model(core: str, shared: bool, hidden_reset: str, action_space: str = "discrete", **kwargs) -> RecurrentPPO:
+    env = make_vec_env(RandomEpisodeEnv, n_envs=3, seed=1, env_kwargs={"action_space": ACTION_SPACES[action_space]})
+    return RecurrentPPO(
+        "MlpGruPolicy",
+        env,
+        n_steps=20,
+        batch_size=24,
+        max_seq_len=7,
+        hidden_reset=hidden_reset,
+        seed=0,
+        policy_kwargs={"core_type": core, "hidden_size": 16, "shared_core": shared, "net_arch": [16]},
+        **kwargs,
+    )
+
+
+def collect(model: RecurrentPPO, n_rollouts: int) -> None:
+    """Collect rollouts, training in between so the later ones start from carried state and new weights."""
+    _, callback = model._setup_learn(10_000, None)
+    for i in range(n_rollouts):
+        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+        if i + 1 < n_rollouts:
+            model.train()
+
+
+def assert_replay_matches_rollout(model: RecurrentPPO) -> None:
+    buffer = model.rollout_buffer
+    n_checked = 0
+    with th.no_grad():
+        for batch in buffer.get(model.batch_size):
+            losses = model.minibatch_losses(batch, clip_range=0.2)
+            np.testing.assert_allclose(losses["log_prob"], batch.old_log_prob[batch.mask], atol=1e-5)
+            np.testing.assert_allclose(losses["values"], batch.old_values[batch.mask], atol=1e-5)
+            n_checked += int(batch.mask.sum())
+    assert n_checked == buffer.buffer_size * buffer.n_envs, "every rollout sample is replayed exactly once"
+
+
+@pytest.mark.parametrize(
+    "core,shared,hidden_reset",
+    list(itertools.product(["gru", "lstm", "rnn"], [False, True], ["episode", "trial", "never"])),
+)
+def test_first_epoch_logprobs_match_rollout(core: str, shared: bool, hidden_reset: str) -> None:
+    model = make_model(core, shared, hidden_reset)
+    collect(model, n_rollouts=3)
+    resets = model.rollout_buffer.hidden_resets
+    episode_starts = model.rollout_buffer.episode_starts.astype(bool)
+    assert episode_starts[1:].any(), "the test needs episodes that end mid-rollout"
+    if hidden_reset == "episode":
+        assert (resets == episode_starts).all()
+    elif hidden_reset == "trial":
+        assert resets.any() and (resets <= episode_starts).all() and (resets < episode_starts).any()
+    else:
+        assert not resets.any()
+    assert_replay_matches_rollout(model)
+
+
+@pytest.mark.parametrize("action_space", sorted(ACTION_SPACES))
+def test_first_epoch_logprobs_match_rollout_for_action_spaces(action_space: str) -> None:
+    model = make_model("gru", False, "episode", action_space=action_space)
+    collect(model, n_rollouts=2)
+    assert_replay_matches_rollout(model)
+
+
+def test_train_with_zero_learning_rate_sees_ratio_one_throughout() -> None:
+    """Through train() itself: with lr=0 no step changes the policy, so every ratio is 1 in every epoch."""
+    model = make_model("gru", False, "trial", learning_rate=0.0, n_epochs=3)
+    collect(model, n_rollouts=2)
+    model.train()
+    logged = model.logger.name_to_value
+    assert logged["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    assert logged["train/clip_fraction"] == 0.0
+
+
+def test_critic_without_core_matches_rollout() -> None:
+    env = make_vec_env(RandomEpisodeEnv, n_envs=2, seed=3)
+    model = RecurrentPPO("MlpLstmPolicy", env, n_steps=16, batch_size=16, seed=0,
+                         policy_kwargs={"lstm_hidden_size": 8, "enable_critic_lstm": False})
+    assert model.policy.critic_core is None and model.policy.critic_projection is not None
+    collect(model, n_rollouts=2)
+    assert_replay_matches_rollout(model)
+
+
+def test_state_persists_across_rollouts_and_learn_calls() -> None:
+    model = make_model("gru", False, "never")
+    model.learn(60)
+    state_after_first = model._last_state.clone()
+    assert state_after_first.abs().sum() > 0
+    _, callback = model._setup_learn(60, None, reset_num_timesteps=False)
+    assert th.equal(model._last_state, state_after_first), "learn(reset_num_timesteps=False) keeps the memory"
+    model._setup_learn(60, None, reset_num_timesteps=True)
+    assert model._last_state.abs().sum() == 0, "a fresh learn() resets the envs, so memory starts from zero"
