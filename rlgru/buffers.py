@@ -18,7 +18,12 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 
 
 class SequenceBatch(NamedTuple):
-    """A minibatch of padded sequences, flattened time-major: row ``t * n_seq + i`` is step ``t`` of seq ``i``."""
+    """A minibatch of sequences. Per-sample fields hold only real steps, in time-major order of ``mask``.
+
+    ``mask`` ``[seq_len, n_seq]`` marks which cells of the padded time-major grid are real steps: the policy
+    scatters features into that grid for the core and gathers the core's outputs back, so padding never reaches
+    the features extractor, the heads or the losses.
+    """
 
     observations: PyTorchObs
     actions: th.Tensor
@@ -27,8 +32,7 @@ class SequenceBatch(NamedTuple):
     advantages: th.Tensor
     returns: th.Tensor
     initial_states: th.Tensor  # [n_layers, n_seq, state_size]
-    mask: th.Tensor  # [seq_len * n_seq] bool, False on padding
-    seq_len: int
+    mask: th.Tensor  # [seq_len, n_seq] bool
 
 
 class SequenceLayout(NamedTuple):
@@ -132,12 +136,9 @@ class _SequenceReplay:
 
     def _padded_batch(self, replay: dict[str, Any], layout: SequenceLayout, sequences: np.ndarray) -> SequenceBatch:
         lengths = layout.lengths[sequences]
-        seq_len = int(lengths.max())
-        offsets = np.arange(seq_len)[:, None]  # [T, 1]
-        mask_np = offsets < lengths[None, :]  # [T, n_seq]
-        # Padding points at the sequence's own first step; the mask removes it from every loss.
-        index_np = layout.starts[sequences][None, :] + np.where(mask_np, offsets, 0)
-        index = th.as_tensor(index_np.reshape(-1), device=self.device)
+        offsets = np.arange(int(lengths.max()))[:, None]  # [T, 1]
+        mask = offsets < lengths[None, :]  # [T, n_seq]
+        index = th.as_tensor((layout.starts[sequences][None, :] + offsets)[mask], device=self.device)
         observations: PyTorchObs
         if isinstance(replay["observations"], dict):
             observations = {key: obs[index] for key, obs in replay["observations"].items()}
@@ -151,8 +152,7 @@ class _SequenceReplay:
             advantages=replay["advantages"][index],
             returns=replay["returns"][index],
             initial_states=replay["states"][:, th.as_tensor(sequences, device=self.device)],
-            mask=th.as_tensor(mask_np.reshape(-1), device=self.device),
-            seq_len=seq_len,
+            mask=th.as_tensor(mask, device=self.device),
         )
 
 

@@ -26,6 +26,8 @@ from torch import nn
 
 from rlgru.cores import CORES, MemoryCore, make_core
 
+CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True}
+
 #: sb3-contrib's RecurrentActorCriticPolicy keyword -> rlgru keyword, so its code runs after an import change.
 LEGACY_ALIASES = {
     "lstm_hidden_size": "hidden_size",
@@ -44,7 +46,7 @@ def resolve_legacy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
             if new in resolved and resolved[new] != value:
                 raise ValueError(f"policy_kwargs gives both {old}={value!r} and {new}={resolved[new]!r}")
             resolved[new] = value
-    lstm_kwargs = resolved.pop("lstm_kwargs", None)
+    lstm_kwargs = resolved.pop("lstm_kwargs", None)  # sb3-contrib passes these to nn.LSTM
     if lstm_kwargs:
         raise ValueError(f"lstm_kwargs={lstm_kwargs!r} is not supported: rlgru cores take hidden_size and n_layers")
     return resolved
@@ -58,7 +60,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     :param shared_core: one core for actor and critic, trained by both losses; otherwise each has its own
         (sb3-contrib's ``enable_critic_lstm=True``).
     :param critic_core: with ``shared_core=False``, ``False`` gives the critic a linear layer instead of a core
-        (sb3-contrib's ``enable_critic_lstm=False``).
+        (sb3-contrib's ``enable_critic_lstm=False``); ignored with ``shared_core=True``.
     :param core_type: ``"gru"``, ``"lstm"`` or ``"rnn"``; the named policy classes fix it.
     Other arguments are SB3's ``ActorCriticPolicy`` ones.
     """
@@ -91,19 +93,19 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         core_type: str | None = None,
         **legacy_kwargs: Any,
     ) -> None:
-        aliases = resolve_legacy_kwargs(legacy_kwargs)
-        unknown = set(aliases) - {"hidden_size", "n_layers", "shared_core", "critic_core"}
-        if unknown:
-            raise TypeError(f"unexpected policy keyword(s): {sorted(unknown)}")
-        hidden_size = aliases.get("hidden_size", hidden_size)
-        n_layers = aliases.get("n_layers", n_layers)
-        shared_core = aliases.get("shared_core", shared_core)
-        critic_core = aliases.get("critic_core", critic_core)
+        chosen = {"hidden_size": hidden_size, "n_layers": n_layers, "shared_core": shared_core,
+                  "critic_core": critic_core}
+        for name, value in resolve_legacy_kwargs(legacy_kwargs).items():
+            if name not in chosen:
+                raise TypeError(f"unexpected policy keyword: {name!r}")
+            if chosen[name] != CORE_DEFAULTS[name] and chosen[name] != value:
+                raise ValueError(f"policy_kwargs gives both {name}={chosen[name]!r} and its sb3-contrib alias "
+                                 f"({value!r})")
+            chosen[name] = value
+        hidden_size, n_layers, shared_core, critic_core = chosen.values()
         core_type = core_type or self.default_core_type
         if core_type not in CORES:
             raise ValueError(f"unknown core_type {core_type!r}; choose one of {sorted(CORES)}")
-        if shared_core and not critic_core:
-            raise ValueError("shared_core=True already gives the critic the actor's core; drop critic_core=False")
         # Read by _build_mlp_extractor(), which the parent constructor calls.
         self.hidden_size = int(hidden_size)
         self.n_layers = int(n_layers)
@@ -173,36 +175,49 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------------------------------ the recurrence
     def _latents(
-        self, obs: PyTorchObs, state: th.Tensor, seq_len: int, critic: bool = True
+        self, obs: PyTorchObs, state: th.Tensor, mask: th.Tensor | None = None, critic: bool = True
     ) -> tuple[th.Tensor, th.Tensor | None, th.Tensor]:
-        """Features -> cores -> MLP latents for time-major flattened observations ``[seq_len * n_seq, ...]``.
+        """Features -> cores -> MLP latents.
 
-        The state must already be reset where needed: cores run reset-free over whole sequences, which is what
-        makes training one recurrent call per minibatch.
+        Without ``mask`` this is one step for every env. With ``mask`` ``[T, n_seq]``, ``obs`` holds the real
+        steps of padded sequences in time-major order; only the cores see the padded grid. The state must
+        already be reset where needed: cores run reset-free over whole sequences, one call per minibatch.
         """
         features = self.extract_features(obs)
         pi_features, vf_features = features if isinstance(features, tuple) else (features, features)
-        n_seq = state.shape[1]
         actor_state, critic_state = self._split_state(state)
-        core_pi, new_actor_state = self.actor_core(pi_features.view(seq_len, n_seq, -1), actor_state)
-        latent_pi = self.mlp_extractor.forward_actor(core_pi.reshape(seq_len * n_seq, -1))
+        core_pi, new_actor_state = self._run_core(self.actor_core, pi_features, actor_state, mask)
+        latent_pi = self.mlp_extractor.forward_actor(core_pi)
         new_state = new_actor_state
         latent_vf = None
         if self.critic_core is not None:
-            core_vf, new_critic_state = self.critic_core(vf_features.view(seq_len, n_seq, -1), critic_state)
+            core_vf, new_critic_state = self._run_core(self.critic_core, vf_features, critic_state, mask)
             new_state = th.cat((new_actor_state, new_critic_state), dim=-1)
             if critic:
-                latent_vf = self.mlp_extractor.forward_critic(core_vf.reshape(seq_len * n_seq, -1))
+                latent_vf = self.mlp_extractor.forward_critic(core_vf)
         elif critic:
             core_vf = self.critic_projection(vf_features) if self.critic_projection is not None else core_pi
-            latent_vf = self.mlp_extractor.forward_critic(core_vf.reshape(seq_len * n_seq, -1))
+            latent_vf = self.mlp_extractor.forward_critic(core_vf)
         return latent_pi, latent_vf, new_state
+
+    @staticmethod
+    def _run_core(
+        core: MemoryCore, features: th.Tensor, state: th.Tensor, mask: th.Tensor | None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """Run a core on per-sample features: one step per env, or scattered into the padded grid of ``mask``."""
+        if mask is None:
+            out, new_state = core(features.unsqueeze(0), state)
+            return out.squeeze(0), new_state
+        grid = features.new_zeros((*mask.shape, features.shape[-1]))
+        grid[mask] = features
+        out, new_state = core(grid, state)
+        return out[mask], new_state
 
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """One rollout step for all envs: ``(actions, values, log_probs, next_state)``."""
-        latent_pi, latent_vf, new_state = self._latents(obs, state, seq_len=1)
+        latent_pi, latent_vf, new_state = self._latents(obs, state)
         distribution = self._get_action_dist_from_latent(latent_pi)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
@@ -210,10 +225,13 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
 
     def evaluate_actions(  # type: ignore[override]
-        self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, seq_len: int
+        self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, mask: th.Tensor
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        """Values, log-probs and entropy for padded sequences flattened time-major, starting from ``state``."""
-        latent_pi, latent_vf, _ = self._latents(obs, state, seq_len)
+        """Values, log-probs and entropy of the real steps of sequences that start from ``state``.
+
+        ``mask`` ``[T, n_seq]`` says where those steps sit in the padded time-major grid (see ``SequenceBatch``).
+        """
+        latent_pi, latent_vf, _ = self._latents(obs, state, mask)
         distribution = self._get_action_dist_from_latent(latent_pi)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
@@ -221,13 +239,13 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         self, obs: PyTorchObs, state: th.Tensor, episode_starts: th.Tensor | None = None
     ) -> tuple[Distribution, th.Tensor]:
         state = self._reset(state, episode_starts)
-        latent_pi, _, new_state = self._latents(obs, state, seq_len=1, critic=False)
+        latent_pi, _, new_state = self._latents(obs, state, critic=False)
         return self._get_action_dist_from_latent(latent_pi), new_state
 
     def predict_values(  # type: ignore[override]
         self, obs: PyTorchObs, state: th.Tensor, episode_starts: th.Tensor | None = None
     ) -> th.Tensor:
-        _, latent_vf, _ = self._latents(obs, self._reset(state, episode_starts), seq_len=1)
+        _, latent_vf, _ = self._latents(obs, self._reset(state, episode_starts))
         return self.value_net(latent_vf)
 
     @staticmethod
@@ -278,14 +296,14 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------------------------------- diagnostics
     @th.no_grad()
-    def memory_diagnostics(
-        self, obs: PyTorchObs, state: th.Tensor, seq_len: int, mask: th.Tensor | None = None
-    ) -> dict[str, float]:
-        """Gate activations and hidden-state norm of the actor core over padded sequences (for TensorBoard)."""
+    def memory_diagnostics(self, obs: PyTorchObs, state: th.Tensor, mask: th.Tensor) -> dict[str, float]:
+        """Gate activations and hidden-state norm of the actor core over a sequence minibatch (for TensorBoard)."""
         features = self.extract_features(obs)
         pi_features = features[0] if isinstance(features, tuple) else features
+        grid = pi_features.new_zeros((*mask.shape, pi_features.shape[-1]))
+        grid[mask] = pi_features
         actor_state, _ = self._split_state(state)
-        return self.actor_core.diagnose(pi_features.view(seq_len, state.shape[1], -1), actor_state, mask)
+        return self.actor_core.diagnose(grid, actor_state, mask)
 
 
 def _batch_size(obs: PyTorchObs) -> int:

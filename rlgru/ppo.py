@@ -286,28 +286,26 @@ class RecurrentPPO(OnPolicyAlgorithm):
     def minibatch_losses(
         self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None = None
     ) -> dict[str, th.Tensor]:
-        """PPO losses of one sequence minibatch; padding steps are masked out of every mean."""
+        """PPO losses of one sequence minibatch (real steps only: padding never leaves the cores)."""
         actions = batch.actions
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
         values, log_prob, entropy = self.policy.evaluate_actions(
-            batch.observations, actions, batch.initial_states, batch.seq_len
+            batch.observations, actions, batch.initial_states, batch.mask
         )
-        mask = batch.mask
-        values, log_prob = values.flatten()[mask], log_prob[mask]
-        advantages = batch.advantages[mask]
+        values = values.flatten()
+        advantages = batch.advantages
         if self.normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-        log_ratio = log_prob - batch.old_log_prob[mask]
+        log_ratio = log_prob - batch.old_log_prob
         ratio = th.exp(log_ratio)
         policy_loss = -th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
 
-        old_values = batch.old_values[mask]
         if clip_range_vf is not None:
-            values = old_values + th.clamp(values - old_values, -clip_range_vf, clip_range_vf)
-        value_loss = (batch.returns[mask] - values).pow(2).mean()
-        entropy_loss = -(entropy[mask].mean() if entropy is not None else -log_prob.mean())
+            values = batch.old_values + th.clamp(values - batch.old_values, -clip_range_vf, clip_range_vf)
+        value_loss = (batch.returns - values).pow(2).mean()
+        entropy_loss = -(entropy.mean() if entropy is not None else -log_prob.mean())
 
         with th.no_grad():
             approx_kl = ((ratio - 1) - log_ratio).mean()
@@ -325,8 +323,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
 
     def _log_memory_diagnostics(self, batch: SequenceBatch) -> None:
         """Gate activations and hidden-state norm on one minibatch, as ``memory/*`` scalars."""
-        mask = batch.mask.view(batch.seq_len, -1)
-        stats = self.policy.memory_diagnostics(batch.observations, batch.initial_states, batch.seq_len, mask)
+        stats = self.policy.memory_diagnostics(batch.observations, batch.initial_states, batch.mask)
         for name, value in stats.items():
             self.logger.record(f"memory/{name}", value)
 

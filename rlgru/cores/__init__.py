@@ -16,7 +16,8 @@ def make_core(kind: str, input_size: int, hidden_size: int, n_layers: int = 1) -
         core_class = CORES[kind]
     except KeyError:
         raise ValueError(f"unknown core {kind!r}; choose one of {sorted(CORES)}") from None
-    return core_class(input_size, hidden_size, n_layers)
+    # Spaces report sizes as numpy integers, which torch's RNN modules refuse.
+    return core_class(int(input_size), int(hidden_size), int(n_layers))
 
 
 __all__ = ["CORES", "GRUCore", "LSTMCore", "MemoryCore", "RNNCore", "make_core"]
