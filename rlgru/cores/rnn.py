@@ -16,5 +16,15 @@ class RNNCore(MemoryCore):
         self.rnn = nn.RNN(input_size, hidden_size, num_layers=n_layers, nonlinearity="tanh")
 
     def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, h = self.rnn(x, state.contiguous())
-        return out, h
+        if x.shape[0] == 1 and not torch.is_grad_enabled():
+            return self._step(x, state)
+        return self.rnn(x, state.contiguous())
+
+    def _step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One rollout step through the cell kernel, cheaper than nn.RNN on a length-1 sequence."""
+        layer_input, states = x[0], []
+        for layer in range(self.n_layers):
+            weights = (getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            layer_input = torch.rnn_tanh_cell(layer_input, state[layer], *weights)
+            states.append(layer_input)
+        return layer_input.unsqueeze(0), torch.stack(states)
