@@ -64,3 +64,34 @@ class RandomEpisodeEnv(gym.Env):
         return self.observation_space.sample(), reward, ended and not self._truncate, ended and self._truncate, {
             "trial_start": False
         }
+
+
+class CueRecallEnv(gym.Env):
+    """A cue (one of two) is shown at the first step only; after ``delay`` blank steps a query asks for it.
+
+    Reward +1 for naming the cue at the query, -1 otherwise, 0 elsewhere. Optimal return 1; a memoryless policy
+    sees the same query observation whatever the cue was, so its expected return is at most 0.
+    """
+
+    def __init__(self, delay: int = 4) -> None:
+        self.delay = delay
+        self.observation_space = spaces.Box(0.0, 1.0, (3,), np.float32)  # [cue is 0, cue is 1, query]
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._cue = int(self.np_random.integers(2))
+        self._t = 0
+        obs = np.zeros(3, np.float32)
+        obs[self._cue] = 1.0
+        return obs, {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self._t += 1
+        obs = np.zeros(3, np.float32)
+        if self._t <= self.delay:
+            return obs, 0.0, False, False, {}
+        if self._t == self.delay + 1:
+            obs[2] = 1.0
+            return obs, 0.0, False, False, {}
+        return obs, 1.0 if int(action) == self._cue else -1.0, True, False, {}
