@@ -33,6 +33,7 @@ class SequenceBatch(NamedTuple):
     returns: th.Tensor
     initial_states: th.Tensor  # [n_layers, n_seq, state_size]
     mask: th.Tensor  # [seq_len, n_seq] bool
+    resets: th.Tensor  # [seq_len, n_seq] float: 1 where the rollout zeroed the state before that step
 
 
 class SequenceLayout(NamedTuple):
@@ -42,13 +43,15 @@ class SequenceLayout(NamedTuple):
     lengths: np.ndarray
 
 
-def sequence_layout(hidden_resets: np.ndarray, max_seq_len: int) -> SequenceLayout:
-    """Cut a ``[n_steps, n_envs]`` rollout at resets, at rollout starts and every ``max_seq_len`` steps.
+def sequence_layout(hidden_resets: np.ndarray, max_seq_len: int, cut_at_resets: bool = True) -> SequenceLayout:
+    """Cut a ``[n_steps, n_envs]`` rollout into sequences of at most ``max_seq_len`` steps.
 
-    Flat indices are env-major (``env * n_steps + t``) so a sequence is a contiguous run of indices.
+    With ``cut_at_resets`` every reset starts a sequence too (for cores that cannot reset mid-sequence);
+    otherwise sequences are fixed lanes and carry their resets inside. Flat indices are env-major
+    (``env * n_steps + t``) so a sequence is a contiguous run of indices.
     """
     n_steps = hidden_resets.shape[0]
-    is_reset = hidden_resets.astype(bool).copy()
+    is_reset = hidden_resets.astype(bool) if cut_at_resets else np.zeros(hidden_resets.shape, dtype=bool)
     is_reset[0] = True
     time = np.arange(n_steps)[:, None]
     last_reset = np.maximum.accumulate(np.where(is_reset, time, 0), axis=0)
@@ -75,11 +78,14 @@ class _SequenceReplay:
 
     n_steps_cap: int
 
-    def __init__(self, *args: Any, state_shape: tuple[int, int], max_seq_len: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, state_shape: tuple[int, int], max_seq_len: int, cut_at_resets: bool = True, **kwargs: Any
+    ) -> None:
         if max_seq_len < 1:
             raise ValueError(f"max_seq_len must be >= 1, got {max_seq_len}")
         self.state_shape = state_shape  # (n_layers, state_size)
         self.max_seq_len = max_seq_len
+        self.cut_at_resets = cut_at_resets
         self.rng = np.random.default_rng()
         super().__init__(*args, **kwargs)
 
@@ -103,7 +109,7 @@ class _SequenceReplay:
 
     def _prepare_replay(self) -> dict[str, Any]:
         """Flatten the rollout env-major into tensors once per rollout; epochs only reshuffle sequences."""
-        layout = sequence_layout(self.hidden_resets, self.max_seq_len)
+        layout = sequence_layout(self.hidden_resets, self.max_seq_len, self.cut_at_resets)
 
         def flat(array: np.ndarray) -> th.Tensor:
             return self.to_torch(self.swap_and_flatten(array))
@@ -115,6 +121,7 @@ class _SequenceReplay:
             "log_probs": flat(self.log_probs).flatten(),
             "advantages": flat(self.advantages).flatten(),
             "returns": flat(self.returns).flatten(),
+            "resets": flat(self.hidden_resets.astype(np.float32)).flatten(),
             # states of each sequence's first step: [n_seq, n_layers, size] -> [n_layers, n_seq, size]
             "states": self.to_torch(self.swap_and_flatten(self.states)[layout.starts]).permute(1, 0, 2),
         }
@@ -139,6 +146,9 @@ class _SequenceReplay:
         offsets = np.arange(int(lengths.max()))[:, None]  # [T, 1]
         mask = offsets < lengths[None, :]  # [T, n_seq]
         index = th.as_tensor((layout.starts[sequences][None, :] + offsets)[mask], device=self.device)
+        mask_tensor = th.as_tensor(mask, device=self.device)
+        resets = th.zeros(mask.shape, device=self.device)
+        resets[mask_tensor] = replay["resets"][index]
         observations: PyTorchObs
         if isinstance(replay["observations"], dict):
             observations = {key: obs[index] for key, obs in replay["observations"].items()}
@@ -152,7 +162,8 @@ class _SequenceReplay:
             advantages=replay["advantages"][index],
             returns=replay["returns"][index],
             initial_states=replay["states"][:, th.as_tensor(sequences, device=self.device)],
-            mask=th.as_tensor(mask, device=self.device),
+            mask=mask_tensor,
+            resets=resets,
         )
 
 

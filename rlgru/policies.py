@@ -177,24 +177,34 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         return state[..., :actor_size], state[..., actor_size:]
 
     # ------------------------------------------------------------------------------------------ the recurrence
+    @property
+    def native_resets(self) -> bool:
+        """Whether every core resets mid-sequence for free (then training replays uncut rollout lanes)."""
+        return self.actor_core.native_resets and (self.critic_core is None or self.critic_core.native_resets)
+
     def _latents(
-        self, obs: PyTorchObs, state: th.Tensor, mask: th.Tensor | None = None, critic: bool = True
+        self,
+        obs: PyTorchObs,
+        state: th.Tensor,
+        mask: th.Tensor | None = None,
+        resets: th.Tensor | None = None,
+        critic: bool = True,
     ) -> tuple[th.Tensor, th.Tensor | None, th.Tensor]:
         """Features -> cores -> MLP latents.
 
-        Without ``mask`` this is one step for every env. With ``mask`` ``[T, n_seq]``, ``obs`` holds the real
-        steps of padded sequences in time-major order; only the cores see the padded grid. The state must
-        already be reset where needed: cores run reset-free over whole sequences, one call per minibatch.
+        Without ``mask`` this is one step for every env from an already-reset ``state``. With ``mask``
+        ``[T, n_seq]``, ``obs`` holds the real steps of padded sequences in time-major order; only the cores see
+        the padded grid, with ``resets`` ``[T, n_seq]`` marking where the rollout zeroed the state.
         """
         features = self.extract_features(obs)
         pi_features, vf_features = features if isinstance(features, tuple) else (features, features)
         actor_state, critic_state = self._split_state(state)
-        core_pi, new_actor_state = self._run_core(self.actor_core, pi_features, actor_state, mask)
+        core_pi, new_actor_state = self._run_core(self.actor_core, pi_features, actor_state, mask, resets)
         latent_pi = self.mlp_extractor.forward_actor(core_pi)
         new_state = new_actor_state
         latent_vf = None
         if self.critic_core is not None:
-            core_vf, new_critic_state = self._run_core(self.critic_core, vf_features, critic_state, mask)
+            core_vf, new_critic_state = self._run_core(self.critic_core, vf_features, critic_state, mask, resets)
             new_state = th.cat((new_actor_state, new_critic_state), dim=-1)
             if critic:
                 latent_vf = self.mlp_extractor.forward_critic(core_vf)
@@ -205,7 +215,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
     @staticmethod
     def _run_core(
-        core: MemoryCore, features: th.Tensor, state: th.Tensor, mask: th.Tensor | None
+        core: MemoryCore, features: th.Tensor, state: th.Tensor, mask: th.Tensor | None, resets: th.Tensor | None
     ) -> tuple[th.Tensor, th.Tensor]:
         """Run a core on per-sample features: one step per env, or scattered into the padded grid of ``mask``."""
         if mask is None:
@@ -213,7 +223,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             return out.squeeze(0), new_state
         grid = features.new_zeros((*mask.shape, features.shape[-1]))
         grid[mask] = features
-        out, new_state = core(grid, state)
+        out, new_state = core(grid, state, resets)
         return out[mask], new_state
 
     def forward(  # type: ignore[override]
@@ -228,13 +238,14 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
 
     def evaluate_actions(  # type: ignore[override]
-        self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, mask: th.Tensor
+        self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, mask: th.Tensor, resets: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """Values, log-probs and entropy of the real steps of sequences that start from ``state``.
 
-        ``mask`` ``[T, n_seq]`` says where those steps sit in the padded time-major grid (see ``SequenceBatch``).
+        ``mask`` ``[T, n_seq]`` says where those steps sit in the padded time-major grid and ``resets`` where
+        the state was zeroed (see ``SequenceBatch``).
         """
-        latent_pi, latent_vf, _ = self._latents(obs, state, mask)
+        latent_pi, latent_vf, _ = self._latents(obs, state, mask, resets)
         distribution = self._get_action_dist_from_latent(latent_pi)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
@@ -300,7 +311,10 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     # ------------------------------------------------------------------------------------------- diagnostics
     @th.no_grad()
     def memory_diagnostics(self, obs: PyTorchObs, state: th.Tensor, mask: th.Tensor) -> dict[str, float]:
-        """Gate activations and hidden-state norm of the actor core over a sequence minibatch (for TensorBoard)."""
+        """Gate activations and hidden-state norm of the actor core over a sequence minibatch (for TensorBoard).
+
+        Resets inside lanes are ignored here: a diagnostic average, not a replay.
+        """
         features = self.extract_features(obs)
         pi_features = features[0] if isinstance(features, tuple) else features
         grid = pi_features.new_zeros((*mask.shape, pi_features.shape[-1]))

@@ -138,6 +138,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
             n_envs=self.n_envs,
             state_shape=(self.policy.n_layers, self.policy.state_size),
             max_seq_len=self.max_seq_len,
+            cut_at_resets=not self.policy.native_resets,
         )
         self.rollout_buffer.seed(self.seed)
         self.clip_range = FloatSchedule(self.clip_range)
@@ -291,7 +292,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
         values, log_prob, entropy = self.policy.evaluate_actions(
-            batch.observations, actions, batch.initial_states, batch.mask
+            batch.observations, actions, batch.initial_states, batch.mask, batch.resets
         )
         values = values.flatten()
         advantages = batch.advantages

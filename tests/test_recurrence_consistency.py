@@ -55,11 +55,13 @@ def assert_replay_matches_rollout(model: RecurrentPPO) -> None:
 
 
 @pytest.mark.parametrize(
-    "core,shared,hidden_reset",
-    list(itertools.product(["gru", "lstm", "rnn"], [False, True], ["episode", "trial", "never"])),
+    "core,shared,hidden_reset,cut_at_resets",
+    list(itertools.product(["gru", "lstm", "rnn"], [False, True], ["episode", "trial", "never"], [True, False])),
 )
-def test_first_epoch_logprobs_match_rollout(core: str, shared: bool, hidden_reset: str) -> None:
+def test_first_epoch_logprobs_match_rollout(core: str, shared: bool, hidden_reset: str, cut_at_resets: bool) -> None:
+    """Both replay layouts: sequences cut at resets, and uncut lanes whose cores reset mid-sequence."""
     model = make_model(core, shared, hidden_reset)
+    model.rollout_buffer.cut_at_resets = cut_at_resets
     collect(model, n_rollouts=3)
     resets = model.rollout_buffer.hidden_resets
     episode_starts = model.rollout_buffer.episode_starts.astype(bool)

@@ -22,6 +22,9 @@ class MemoryCore(nn.Module):
     kind: str = ""
     #: how many hidden_size-wide vectors make up the state of one layer (2 for LSTM's h and c)
     state_multiplier: int = 1
+    #: True when resets inside a sequence cost nothing extra: training then replays whole rollout lanes with
+    #: their resets instead of cutting (and padding) sequences at every reset.
+    native_resets: bool = False
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__()
