@@ -18,7 +18,8 @@ class VecFlattenTuple(VecEnvWrapper):
         super().__init__(venv, observation_space=spaces.flatten_space(self.tuple_space))
 
     def _flatten(self, obs: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.stack([spaces.flatten(self.tuple_space, tuple(part[i] for part in obs)) for i in range(self.num_envs)])
+        per_env = (tuple(part[i] for part in obs) for i in range(self.num_envs))
+        return np.stack([spaces.flatten(self.tuple_space, env_obs) for env_obs in per_env])
 
     def reset(self) -> np.ndarray:
         return self._flatten(self.venv.reset())

@@ -192,5 +192,5 @@ def test_same_seed_gives_same_training() -> None:
         model.learn(64)
         return [p.detach().clone().numpy() for p in model.policy.parameters()]
 
-    for first, second in zip(train(), train()):
+    for first, second in zip(train(), train(), strict=True):
         np.testing.assert_array_equal(first, second)

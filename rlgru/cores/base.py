@@ -71,7 +71,7 @@ class MemoryCore(nn.Module):
         reset_steps = (keep[1:] < 1).any(dim=1).nonzero().flatten().add(1).tolist()
         bounds = [0, *reset_steps, x.shape[0]]
         outputs = []
-        for start, end in zip(bounds[:-1], bounds[1:]):
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             state = state * keep[start].view(1, batch_size, 1)
             out, state = self._run(x[start:end], state)
             outputs.append(out)
