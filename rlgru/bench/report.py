@@ -1,0 +1,298 @@
+"""Turn a sweep's per-run results into tables, learning-curve plots and a README with honest statistics.
+
+Input: ``<out>/runs/<run_id>/result.json`` as written by the sweep runner. Output in ``<out>``: ``runs.csv``,
+``learning_curves.csv``, ``curves_<task>.png`` and ``README.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
+
+RUN_COLUMNS = [
+    "task", "core", "seed", "timesteps", "final_return", "best_return", "normalized_return", "wall_seconds",
+    "steps_per_second", "params", "recurrent_params", "inference_latency_us", "peak_memory_mb", "status", "error",
+]
+#: the reference row for sb3-contrib's LSTM is named like a core so tables line up
+CORE_ORDER = ["gru", "lstm", "rnn", "sb3-contrib-lstm"]
+
+
+def load_results(out_dir: Path) -> list[dict[str, Any]]:
+    results = []
+    for path in sorted((out_dir / "runs").glob("*/result.json")):
+        results.append(json.loads(path.read_text()))
+    return results
+
+
+def write_report(out_dir: Path, n_resamples: int = 2000) -> Path:
+    """Write every artefact of the report; returns the README path."""
+    out_dir = Path(out_dir)
+    results = load_results(out_dir)
+    if not results:
+        raise FileNotFoundError(f"no run results under {out_dir / 'runs'}")
+    _write_runs_csv(out_dir / "runs.csv", results)
+    _write_curves_csv(out_dir / "learning_curves.csv", results)
+    plots = _plot_curves(out_dir, results)
+    readme = out_dir / "README.md"
+    readme.write_text(_readme(out_dir, results, plots, n_resamples))
+    return readme
+
+
+def _ok(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in results if r.get("status") == "ok"]
+
+
+def _normalized(result: dict[str, Any]) -> float | None:
+    task = result.get("task_info", {})
+    if task.get("optimal_return") is None or task.get("memoryless_return") is None:
+        return None
+    return float(normalised(np.array([result["final_return"]]), task["memoryless_return"], task["optimal_return"])[0])
+
+
+def _write_runs_csv(path: Path, results: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for result in sorted(results, key=lambda r: (r["task"], _core_rank(r["core"]), r["seed"])):
+            row = dict(result)
+            if result.get("status") == "ok":
+                row["normalized_return"] = _normalized(result)
+            writer.writerow(row)
+
+
+def _write_curves_csv(path: Path, results: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["task", "core", "seed", "timesteps", "mean_return"])
+        for result in _ok(results):
+            for timesteps, mean_return in result.get("curve", []):
+                writer.writerow([result["task"], result["core"], result["seed"], timesteps, mean_return])
+
+
+def _plot_curves(out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, Path] = {}
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in _ok(results):
+        if result.get("curve"):
+            by_task[result["task"]].append(result)
+    for task, runs in sorted(by_task.items()):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for core in sorted({r["core"] for r in runs}, key=_core_rank):
+            curves = [np.asarray(r["curve"], dtype=float) for r in runs if r["core"] == core]
+            length = min(len(c) for c in curves)
+            steps = curves[0][:length, 0]
+            returns = np.stack([c[:length, 1] for c in curves])  # [seeds, points]
+            mean = returns.mean(axis=0)
+            low, high = _bootstrap_band(returns)
+            ax.plot(steps, mean, label=f"{core} (n={len(curves)})")
+            ax.fill_between(steps, low, high, alpha=0.2)
+        info = runs[0].get("task_info", {})
+        for key, style in (("optimal_return", "--"), ("memoryless_return", ":")):
+            if info.get(key) is not None:
+                ax.axhline(info[key], color="grey", linestyle=style, linewidth=1, label=key.replace("_", " "))
+        ax.set(title=task, xlabel="environment steps", ylabel="evaluation return")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"curves_{_slug(task)}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        plots[task] = path
+    return plots
+
+
+def _bootstrap_band(returns: np.ndarray, n_resamples: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile-bootstrap band of the mean over seeds, at every point of the curve."""
+    rng = np.random.default_rng(seed)
+    n = returns.shape[0]
+    means = np.stack([returns[rng.integers(0, n, n)].mean(axis=0) for _ in range(n_resamples)])
+    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
+
+
+def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path], n_resamples: int) -> str:
+    ok = _ok(results)
+    failed = [r for r in results if r.get("status") != "ok"]
+    tasks = sorted({r["task"] for r in ok})
+    cores = sorted({r["core"] for r in ok}, key=_core_rank)
+    scores = _scores_by_core(ok)  # core -> task -> normalised final returns
+    raw = _raw_by_core(ok)
+    lines = [f"# Benchmark: {out_dir.name}", ""]
+    meta = _sweep_meta(out_dir)
+    if meta:
+        lines += [f"{meta}", ""]
+    lines += [
+        f"{len(ok)} completed runs ({len(failed)} failed) over {len(tasks)} tasks × {len(cores)} cores. Returns are "
+        "deterministic-policy evaluation returns at the end of training. *Normalised* return maps the best "
+        "memoryless policy to 0 and the optimum to 1, so tasks can be pooled. Intervals are 95% stratified "
+        f"bootstrap confidence intervals ({n_resamples} resamples, runs resampled within each task).",
+        "",
+        "## Final return per task (IQM over seeds, 95% CI)",
+        "",
+        "| task | horizon | " + " | ".join(cores) + " |",
+        "|---|---|" + "---:|" * len(cores),
+    ]
+    for task in tasks:
+        horizon = next((r.get("task_info", {}).get("horizon", "") for r in ok if r["task"] == task), "")
+        cells = []
+        for core in cores:
+            values = raw.get(core, {}).get(task)
+            if values is None:
+                cells.append("-")
+                continue
+            point, low, high = stratified_bootstrap_ci(_iqm_of_task(task), {task: values}, n_resamples=n_resamples)
+            cells.append(f"{point:.2f} [{low:.2f}, {high:.2f}] (n={len(values)})")
+        lines.append(f"| {task} | {horizon} | " + " | ".join(cells) + " |")
+
+    lines += ["", "## Aggregate normalised IQM over tasks", "", "| core | IQM | 95% CI |", "|---|---:|---|"]
+    for core in cores:
+        if scores.get(core):
+            point, low, high = stratified_bootstrap_ci(_pooled_iqm, scores[core], n_resamples=n_resamples)
+            lines.append(f"| {core} | {point:.3f} | [{low:.3f}, {high:.3f}] |")
+
+    comparisons = _comparisons(scores, n_resamples)
+    if comparisons:
+        lines += ["", "## Probability of improvement", "",
+                  "P(X > Y): chance that a run of X beats a run of Y on a task drawn at random (0.5 = no difference).",
+                  "", "| comparison | tasks | P(X > Y) | 95% CI |", "|---|---|---:|---|"]
+        for (x, y, subset), (point, low, high) in comparisons.items():
+            lines.append(f"| {x} > {y} | {subset} | {point:.2f} | [{low:.2f}, {high:.2f}] |")
+
+    lines += ["", "## Cost per core", "",
+              "| core | recurrent params | total params | training steps/s (median) | inference latency µs/step "
+              "(median) | peak memory MB (median) |", "|---|---:|---:|---:|---:|---:|"]
+    for core in cores:
+        runs = [r for r in ok if r["core"] == core]
+        lines.append(
+            f"| {core} | {_median(runs, 'recurrent_params', '.0f')} | {_median(runs, 'params', '.0f')} | "
+            f"{_median(runs, 'steps_per_second', '.0f')} | {_median(runs, 'inference_latency_us', '.0f')} | "
+            f"{_median(runs, 'peak_memory_mb', '.0f')} |"
+        )
+
+    lines += ["", "## Verdicts", ""] + [f"- {v}" for v in _verdicts(ok, scores, comparisons)]
+    if plots:
+        lines += ["", "## Learning curves (mean over seeds, 95% bootstrap band)", ""]
+        lines += [f"![{task}]({path.name})" for task, path in plots.items()]
+    if failed:
+        lines += ["", "## Failed runs", ""]
+        lines += [f"- {r['task']} / {r['core']} / seed {r['seed']}: {r.get('error', 'unknown error')}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def _iqm_of_task(task: str):  # noqa: ANN202 - a small closure factory
+    return lambda sample: iqm(sample[task])
+
+
+def _pooled_iqm(sample: dict[str, np.ndarray]) -> float:
+    return iqm(np.concatenate(list(sample.values())))
+
+
+def _scores_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        value = _normalized(r)
+        if value is not None:
+            grouped[r["core"]][r["task"]].append(value)
+    return {core: {task: np.array(v) for task, v in tasks.items()} for core, tasks in grouped.items()}
+
+
+def _raw_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
+    grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        grouped[r["core"]][r["task"]].append(float(r["final_return"]))
+    return {core: {task: np.array(v) for task, v in tasks.items()} for core, tasks in grouped.items()}
+
+
+def _comparisons(
+    scores: dict[str, dict[str, np.ndarray]], n_resamples: int
+) -> dict[tuple[str, str, str], tuple[float, float, float]]:
+    out: dict[tuple[str, str, str], tuple[float, float, float]] = {}
+    for x, y in (("gru", "lstm"), ("gru", "rnn"), ("lstm", "rnn"), ("gru", "sb3-contrib-lstm")):
+        if x not in scores or y not in scores:
+            continue
+        common = sorted(set(scores[x]) & set(scores[y]))
+        if not common:
+            continue
+        out[(x, y, "all")] = stratified_bootstrap_ci(
+            probability_of_improvement, {t: scores[x][t] for t in common}, {t: scores[y][t] for t in common},
+            n_resamples=n_resamples,
+        )
+    return out
+
+
+def _verdicts(
+    results: list[dict[str, Any]],
+    scores: dict[str, dict[str, np.ndarray]],
+    comparisons: dict[tuple[str, str, str], tuple[float, float, float]],
+) -> list[str]:
+    verdicts = []
+    by_core = defaultdict(list)
+    for r in results:
+        by_core[r["core"]].append(r)
+    if by_core.get("gru") and by_core.get("lstm"):
+        gru_p = np.median([r["recurrent_params"] for r in by_core["gru"]])
+        lstm_p = np.median([r["recurrent_params"] for r in by_core["lstm"]])
+        verdicts.append(f"**Fewer parameters: supported.** The GRU core has {gru_p / lstm_p:.2f}× the LSTM core's "
+                        f"recurrent parameters ({gru_p:.0f} vs {lstm_p:.0f}): three gate blocks instead of four.")
+        gru_s = np.median([r["steps_per_second"] for r in by_core["gru"]])
+        lstm_s = np.median([r["steps_per_second"] for r in by_core["lstm"]])
+        word = "supported" if gru_s > lstm_s * 1.05 else ("not supported" if gru_s < lstm_s * 0.95 else "a tie")
+        verdicts.append(f"**Faster: {word}.** Median training throughput GRU {gru_s:.0f} vs LSTM {lstm_s:.0f} steps/s "
+                        f"({gru_s / lstm_s:.2f}×) on this machine, same runs as above.")
+    gl = comparisons.get(("gru", "lstm", "all"))
+    if gl:
+        point, low, high = gl
+        if low > 0.5:
+            word = "supported, GRU better"
+        elif high < 0.5:
+            word = "not supported: LSTM better"
+        else:
+            word = "supported (no significant difference)"
+        verdicts.append(f"**As good as LSTM: {word}.** P(GRU > LSTM) = {point:.2f} [{low:.2f}, {high:.2f}] over all "
+                        "tasks; see the per-task table for where the context is long.")
+    gr = comparisons.get(("gru", "rnn", "all"))
+    if gr:
+        point, low, high = gr
+        word = "supported" if low > 0.5 else ("contradicted" if high < 0.5 else "not shown (CI includes 0.5)")
+        long_tasks = sorted({r["task"] for r in results if r.get("task_info", {}).get("horizon") == "long"})
+        detail = ""
+        if long_tasks and "gru" in scores and "rnn" in scores:
+            gaps = [f"{t}: GRU IQM {iqm(scores['gru'][t]):.2f} vs RNN {iqm(scores['rnn'][t]):.2f}"
+                    for t in long_tasks if t in scores["gru"] and t in scores["rnn"]]
+            detail = " Long-horizon tasks (normalised): " + "; ".join(gaps) + "."
+        verdicts.append(f"**Better gradient flow than a plain RNN: {word}.** P(GRU > RNN) = {point:.2f} "
+                        f"[{low:.2f}, {high:.2f}].{detail}")
+    return verdicts or ["Not enough completed runs to judge any claim."]
+
+
+def _median(runs: list[dict[str, Any]], key: str, fmt: str) -> str:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return format(float(np.median(values)), fmt) if values else "-"
+
+
+def _sweep_meta(out_dir: Path) -> str:
+    path = out_dir / "sweep.json"
+    if not path.exists():
+        return ""
+    meta = json.loads(path.read_text())
+    parts = [f"{k}: {v}" for k, v in meta.items() if k in ("suite", "machine", "workers", "backend", "wall_seconds")]
+    return "Sweep — " + "; ".join(parts) + "."
+
+
+def _core_rank(core: str) -> int:
+    return CORE_ORDER.index(core) if core in CORE_ORDER else len(CORE_ORDER)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
