@@ -23,8 +23,9 @@ from rlgru.ppo import RecurrentPPO
 
 try:  # the task suite ships beside the library; registering it is a convenience, not a requirement
     import envs as _envs  # noqa: F401
-except ImportError:  # pragma: no cover - only when rlgru is vendored without envs/
-    pass
+except ModuleNotFoundError as error:  # pragma: no cover - only when rlgru is vendored without envs/
+    if error.name != "envs":
+        raise
 
 __version__ = "0.1.0"
 
