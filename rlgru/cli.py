@@ -1,0 +1,61 @@
+"""The ``rlgru`` command: parse arguments, dispatch to a command module, turn bad input into ``exit 2``.
+
+Each subcommand is a module under ``rlgru.harness.commands`` with ``add_arguments(parser)`` and
+``run(args) -> int``; its docstring's first line is its help. Adding a command is adding a line to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from rlgru.harness.errors import USAGE_ERROR, HarnessError
+
+#: subcommand -> module defining add_arguments(parser) and run(args) -> int
+COMMANDS: dict[str, str] = {
+    "train": "rlgru.harness.commands.train",
+    "eval": "rlgru.harness.commands.evaluate",
+    "envs": "rlgru.harness.commands.envs",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlgru", description="Train, evaluate and probe recurrent PPO agents (GRU/LSTM/RNN) on memory tasks."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
+        command_parser = subparsers.add_parser(name, help=summary, description=summary)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 2 bad input, 130 interrupted) instead of exiting."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, or argparse's own usage errors (already printed)
+        code = exit_request.code
+        return code if isinstance(code, int) else (0 if code is None else USAGE_ERROR)
+    try:
+        return int(args.handler(args) or 0)
+    except HarnessError as error:
+        print(f"rlgru {args.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"rlgru {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rlgru envs | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m rlgru.cli
+    sys.exit(main())

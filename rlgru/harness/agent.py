@@ -1,0 +1,118 @@
+"""Turn the ``algorithm`` and ``policy`` sections into a ``RecurrentPPO``, or load one from a zip.
+
+Configs name things as strings (``"gru"``, ``"relu"``, ``"lin_1e-3"``); this module is the one place that maps
+them onto the library's classes and callables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from rlgru import RecurrentPPO
+from rlgru.harness.config import LINEAR_PREFIX, NetArchConfig, PolicyConfig, RunConfig
+from rlgru.harness.errors import HarnessError
+
+ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+_EXTRACTOR_PREFIX = {"mlp": "Mlp", "cnn": "Cnn", "multi_input": "MultiInput"}
+
+
+def to_schedule(value: float | str) -> float | LinearSchedule:
+    """A constant, or ``lin_<x>``: linear decay from ``x`` at the start of training to 0 at the end."""
+    if isinstance(value, str) and value.startswith(LINEAR_PREFIX):
+        return LinearSchedule(float(value[len(LINEAR_PREFIX):]), 0.0, 1.0)
+    return float(value)
+
+
+def policy_name(policy: PolicyConfig, observation_space: spaces.Space) -> str:
+    """``MlpGruPolicy`` and friends; ``extractor: auto`` picks by observation space as SB3 users would."""
+    extractor = policy.extractor
+    if extractor == "auto":
+        if isinstance(observation_space, spaces.Dict):
+            extractor = "multi_input"
+        elif is_image_space(observation_space, check_channels=False):
+            extractor = "cnn"
+        else:
+            extractor = "mlp"
+    return f"{_EXTRACTOR_PREFIX[extractor]}{policy.core.capitalize()}Policy"
+
+
+def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "hidden_size": policy.hidden_size,
+        "n_layers": policy.n_layers,
+        "shared_core": policy.shared_core,
+        "critic_core": policy.critic_core,
+        "activation_fn": ACTIVATION_CLASSES[policy.activation],
+        "ortho_init": policy.ortho_init,
+        "log_std_init": policy.log_std_init,
+    }
+    if isinstance(policy.net_arch, NetArchConfig):
+        kwargs["net_arch"] = {"pi": list(policy.net_arch.pi), "vf": list(policy.net_arch.vf)}
+    elif policy.net_arch is not None:
+        kwargs["net_arch"] = list(policy.net_arch)
+    if policy.features_extractor_kwargs:
+        kwargs["features_extractor_kwargs"] = dict(policy.features_extractor_kwargs)
+    return kwargs
+
+
+def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, where: str | Path) -> RecurrentPPO:
+    """A fresh agent for ``env``; constructor errors (bad combinations of values) name the config file."""
+    algorithm = config.algorithm
+    try:
+        return RecurrentPPO(
+            policy_name(config.policy, env.observation_space),
+            env,
+            learning_rate=to_schedule(algorithm.learning_rate),
+            n_steps=algorithm.n_steps,
+            batch_size=algorithm.batch_size,
+            n_epochs=algorithm.n_epochs,
+            gamma=algorithm.gamma,
+            gae_lambda=algorithm.gae_lambda,
+            clip_range=to_schedule(algorithm.clip_range),
+            clip_range_vf=None if algorithm.clip_range_vf is None else to_schedule(algorithm.clip_range_vf),
+            normalize_advantage=algorithm.normalize_advantage,
+            ent_coef=algorithm.ent_coef,
+            vf_coef=algorithm.vf_coef,
+            max_grad_norm=algorithm.max_grad_norm,
+            use_sde=algorithm.use_sde,
+            sde_sample_freq=algorithm.sde_sample_freq,
+            target_kl=algorithm.target_kl,
+            tensorboard_log=str(tensorboard_log) if tensorboard_log is not None else None,
+            policy_kwargs=policy_kwargs(config.policy),
+            verbose=config.training.verbose,
+            seed=config.seed,
+            device=config.training.device,
+            hidden_reset=config.policy.hidden_reset,
+            max_seq_len=algorithm.max_seq_len,
+        )
+    except (ValueError, TypeError, AssertionError, RuntimeError) as error:
+        raise HarnessError(f"cannot build the agent from this config: {error}", where=where) from None
+
+
+def load_agent(path: Path, env: VecEnv | None = None, device: str = "cpu", **overrides: Any) -> RecurrentPPO:
+    """An agent saved by ``model.save``; a missing or unreadable file is a ``HarnessError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError("no such model file", where=path)
+    try:
+        return RecurrentPPO.load(str(path), env=env, device=device, **overrides)
+    except Exception as error:  # noqa: BLE001 - a corrupt, truncated or foreign zip is bad input, not a bug
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HarnessError(f"not a readable rlgru model ({type(error).__name__}: {detail})", where=path) from None
+
+
+__all__ = ["ACTIVATION_CLASSES", "build_agent", "load_agent", "policy_kwargs", "policy_name", "to_schedule"]

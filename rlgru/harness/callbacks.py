@@ -1,0 +1,94 @@
+"""Training callbacks: checkpoints at update boundaries and periodic evaluation.
+
+SB3's ``CheckpointCallback`` saves inside a rollout, when the weights lag the step counter by up to one
+rollout; resuming from such a file would skip the unfinished rollout's update. Saving right after an update
+(at the next rollout's start) makes a checkpoint a faithful "state after N timesteps".
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from rlgru.harness.evaluate import run_episodes
+
+
+class UpdateCheckpointCallback(CheckpointCallback):
+    """``CheckpointCallback`` (same file names, VecNormalize statistics included) fired after each update
+    once ``save_freq`` more timesteps (summed over envs) have passed."""
+
+    def __init__(self, save_freq: int, save_path: Path, name_prefix: str = "model", verbose: int = 0) -> None:
+        super().__init__(save_freq, str(save_path), name_prefix=name_prefix, save_vecnormalize=True, verbose=verbose)
+        self._next_save: int | None = None
+
+    def _on_training_start(self) -> None:
+        self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        # Called after the previous rollout's update (and before the first rollout, when nothing is new).
+        assert self._next_save is not None
+        if self.num_timesteps >= self._next_save:
+            self.save_now()
+            self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def save_now(self) -> None:
+        save_checkpoint(self.model, Path(self.save_path), self.name_prefix)
+
+
+def save_checkpoint(model: BaseAlgorithm, directory: Path, name_prefix: str = "model") -> Path:
+    """``<prefix>_<steps>_steps.zip`` and its VecNormalize statistics, named as SB3's ``CheckpointCallback`` does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name_prefix}_{model.num_timesteps}_steps.zip"
+    model.save(path)
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:
+        vec_normalize.save(str(directory / f"{name_prefix}_vecnormalize_{model.num_timesteps}_steps.pkl"))
+    return path
+
+
+class PeriodicEvalCallback(BaseCallback):
+    """Every ``eval_freq`` timesteps: evaluate with the state carried as in training, log ``eval/*``, append a
+    row to ``evaluations.csv`` (a learning curve that survives ``--resume``)."""
+
+    def __init__(self, eval_env: VecEnv, eval_freq: int, n_episodes: int, deterministic: bool, csv_path: Path) -> None:
+        super().__init__()
+        self.eval_env = eval_env
+        self.eval_freq = eval_freq
+        self.n_episodes = n_episodes
+        self.deterministic = deterministic
+        self.csv_path = csv_path
+        self._next_eval = 0
+
+    def _on_training_start(self) -> None:
+        self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps < self._next_eval:
+            return
+        self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+        training_env = self.model.get_env()
+        if training_env is not None:
+            sync_envs_normalization(training_env, self.eval_env)
+        result = run_episodes(self.model, self.eval_env, self.n_episodes, deterministic=self.deterministic)
+        self.logger.record("eval/mean_reward", result.mean)
+        self.logger.record("eval/std_reward", result.std)
+        self.logger.record("eval/mean_ep_length", sum(result.lengths) / max(len(result.lengths), 1))
+        new_file = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new_file:
+                writer.writerow(["timesteps", "mean_return", "std_return", "episodes"])
+            writer.writerow([self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)])
+
+
+__all__ = ["PeriodicEvalCallback", "UpdateCheckpointCallback", "save_checkpoint"]

@@ -1,0 +1,154 @@
+"""Evaluate a trained agent (run directory or model.zip); --memory-probe also measures its memory horizon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from stable_baselines3.common.utils import check_for_correct_spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlgru import RecurrentPPO
+from rlgru.harness.agent import load_agent
+from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
+from rlgru.harness.errors import HarnessError
+from rlgru.harness.eval_target import EvalTarget, resolve_target
+from rlgru.harness.evaluate import run_episodes
+from rlgru.harness.memory_probe import hidden_trajectory, memory_horizon
+from rlgru.harness.plots import plot_hidden_trajectory, plot_memory_horizon
+from rlgru.harness.progress import show_progress
+from rlgru.harness.references import task_reference
+from rlgru.harness.train import describe_result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", type=Path, metavar="RUN_DIR_OR_MODEL", help="a run directory or a model zip")
+    parser.add_argument("--episodes", type=_positive,
+                        help="episodes to play (default: the run's evaluation.episodes, else 100)")
+    parser.add_argument("--deterministic", action="store_true", help="greedy actions (default: sample)")
+    parser.add_argument("--memory-probe", action="store_true",
+                        help="also evaluate with the state zeroed every k steps and write the memory horizon "
+                             "curve (JSON, PNG) and a hidden-state PCA plot")
+    parser.add_argument("--probe-k", type=_k_list, metavar="K,K,...",
+                        help="reset intervals for the probe (default: 1, 2, 3, 4, 6, 8, ... below the longest "
+                             "episode)")
+    parser.add_argument("--env", dest="env_id", metavar="ID", help="env to play (required for a model zip with "
+                        "no config.yaml beside it)")
+    parser.add_argument("--n-envs", type=_positive, help="parallel envs (default: the run's evaluation setting)")
+    parser.add_argument("--seed", type=int, help=f"env seed (default: the run's seed + {EVAL_SEED_OFFSET}, as the "
+                        "final evaluation in training)")
+    parser.add_argument("--out", type=Path, help="where the probe writes (default: RUN_DIR/memory_probe)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a TTY)")
+
+
+def run(args: argparse.Namespace) -> int:
+    target = resolve_target(args.target, args.env_id)
+    seed = args.seed if args.seed is not None else (target.config.seed if target.config else 0) + EVAL_SEED_OFFSET
+    n_envs = args.n_envs or _default_n_envs(target)
+    if args.episodes is None:
+        args.episodes = target.config.evaluation.episodes if target.config is not None else 100
+    env = _eval_env(target, seed, n_envs)
+    try:
+        model = _load(target, env)
+        result = run_episodes(model, env, args.episodes, deterministic=args.deterministic)
+        reference = task_reference(target.env.id, target.env.env_kwargs) if not target.env.wrappers else None
+        result.extra.update(model=str(target.model), env_id=target.env.id, seed=seed, timesteps=model.num_timesteps)
+        summary = result.summary()
+        if args.memory_probe:
+            summary["memory_probe"] = _probe(args, target, model, env, seed, reference)
+    finally:
+        env.close()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{target.model} ({model.num_timesteps} timesteps) on {target.env.id}, hidden_reset={model.hidden_reset}")
+        print(describe_result(result, reference))
+        if args.memory_probe:
+            probe = summary["memory_probe"]
+            curve = ", ".join(f"k={p['k']}: {p['mean_return']:.3f}" for p in probe["curve"])
+            print(f"memory horizon curve: {curve}; carried: {probe['carried']['mean_return']:.3f}")
+            print(f"memory horizon (k recovering {probe['horizon_recovery']:.0%} of the gap): "
+                  f"{probe['memory_horizon']}")
+            print(f"wrote {', '.join(probe['files'])} in {probe['out_dir']}")
+    return 0
+
+
+def _probe(
+    args: argparse.Namespace, target: EvalTarget, model: RecurrentPPO, env: VecEnv, seed: int, reference: dict | None
+) -> dict:
+    out_dir = args.out or target.default_output
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = show_progress(args.no_progress)
+    horizon = memory_horizon(model, env, args.episodes, seed=seed, deterministic=args.deterministic,
+                             k_values=args.probe_k, wrap_progress=_progress_bar if progress else _no_bar)
+    curve = horizon.as_dict()
+    curve.update(env_id=target.env.id, model=str(target.model), timesteps=model.num_timesteps)
+    if reference is not None:
+        curve.update(optimal_return=reference["optimal_return"], memoryless_return=reference["memoryless_return"])
+    title = f"{target.env.id}: {model.policy.core_type.upper()} {model.policy.hidden_size}, {model.num_timesteps} steps"
+    plot_memory_horizon(curve, out_dir / "memory_horizon.png", title)
+    single = _eval_env(target, seed, 1)
+    try:
+        trajectory = hidden_trajectory(model, single, seed=seed, deterministic=args.deterministic)
+    finally:
+        single.close()
+    plot_hidden_trajectory(trajectory, out_dir / "hidden_state_pca.png", f"{title}: hidden state, one episode")
+    files = ["memory_horizon.json", "memory_horizon.png", "hidden_state_pca.png"]
+    curve.update(files=files, out_dir=str(out_dir),
+                 hidden_state_pca={"explained_variance": trajectory.explained.tolist(),
+                                   "episode_length": int(len(trajectory.components))})
+    (out_dir / "memory_horizon.json").write_text(json.dumps(curve, indent=2) + "\n")
+    return curve
+
+
+def _eval_env(target: EvalTarget, seed: int, n_envs: int) -> VecEnv:
+    env = make_env(target.env, seed=seed, n_envs=n_envs, vec_env="dummy")
+    if target.vecnormalize is not None:
+        env = load_normalization(env, target.vecnormalize, training=False)
+    return env
+
+
+def _load(target: EvalTarget, env: VecEnv) -> RecurrentPPO:
+    device = target.config.training.device if target.config else "cpu"
+    model = load_agent(target.model, env=None, device=device)
+    try:
+        check_for_correct_spaces(env, model.observation_space, model.action_space)
+    except ValueError as error:
+        raise HarnessError(f"the model does not fit {target.env.id!r}: {error}", where=target.model) from None
+    return model
+
+
+def _default_n_envs(target: EvalTarget) -> int:
+    if target.config is not None and target.env is target.config.env:
+        return target.config.evaluation.n_envs or target.config.env.n_envs
+    return 1
+
+
+def _progress_bar(ks: list[int]) -> Iterable[int]:
+    from tqdm import tqdm
+
+    return tqdm(ks, desc="memory probe (k)", unit="k")
+
+
+def _no_bar(ks: list[int]) -> Iterable[int]:
+    return ks
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _k_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values

@@ -1,0 +1,45 @@
+"""Train an agent from a YAML config into a run directory (or resume one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rlgru.harness.config import load_config
+from rlgru.harness.errors import HarnessError
+from rlgru.harness.progress import show_progress
+from rlgru.harness.run_dir import RunDir, latest_run_dir, new_run_dir
+from rlgru.harness.train import prepare_resume, train
+
+DEFAULT_RUNS_ROOT = Path("runs")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="YAML config (see configs/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a config value, e.g. --set algorithm.n_steps=64 (repeatable; YAML values)")
+    parser.add_argument("--run-dir", type=Path, help="run directory (default: runs/<config>-s<seed>-<timestamp>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir (default: the newest run of this config and seed) "
+                             "from its last checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a TTY)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    name = args.config.stem
+    if args.resume:
+        run_dir = RunDir(args.run_dir) if args.run_dir else latest_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
+        if run_dir is None:
+            raise HarnessError(f"no run of {name} with seed {config.seed} under {DEFAULT_RUNS_ROOT}/ to resume; "
+                               "pass --run-dir", where="--resume")
+        config = prepare_resume(run_dir, config)
+    elif args.run_dir is not None:
+        run_dir = RunDir(args.run_dir)
+        if run_dir.config.exists():
+            raise HarnessError("already holds a run; pass --resume to continue it, or choose another --run-dir",
+                               where=run_dir.path)
+    else:
+        run_dir = new_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
+    train(config, run_dir, resume=args.resume, progress=show_progress(args.no_progress), source=args.config)
+    return 0

@@ -1,0 +1,374 @@
+"""The run configuration: typed pydantic models, YAML loading and ``--set key.path=value`` overrides.
+
+Every model forbids unknown keys, so a typo fails loudly (with a suggestion) instead of silently training with a
+default. Validation errors are turned into ``HarnessError`` lines that name the key path, e.g.
+``algorithm.n_steps: Input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from rlgru.harness.errors import HarnessError
+
+LINEAR_PREFIX = "lin_"
+
+
+# ------------------------------------------------------------------------------------------------ schedules
+def _parse_schedule(value: Any) -> float | str:
+    """A positive number, or ``"lin_<number>"`` (rl-zoo3's linear decay from that number to 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a positive number or '{LINEAR_PREFIX}<number>', got {value!r}")
+    text = value.strip() if isinstance(value, str) else value
+    linear = isinstance(text, str) and text.startswith(LINEAR_PREFIX)
+    try:
+        number = float(text[len(LINEAR_PREFIX):] if linear else text)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a positive number or '{LINEAR_PREFIX}<number>', got {value!r}") from None
+    if not number > 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return f"{LINEAR_PREFIX}{number:g}" if linear else number
+
+
+#: a constant or an rl-zoo3 style linear schedule string; ``rlgru.harness.agent.to_schedule`` makes it callable
+ScheduleValue = Annotated[float | str, BeforeValidator(_parse_schedule)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ------------------------------------------------------------------------------------------------ sections
+class WrapperConfig(StrictModel):
+    """A Gymnasium wrapper applied to each env: a short name from ``envs.wrappers`` or ``module:Class``."""
+
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def _wrapper_shorthand(value: Any) -> Any:
+    """Accept rl-zoo3's forms too: ``"module:Class"`` or ``{"module:Class": {kwargs}}``."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and len(value) == 1 and not {"name", "kwargs"} & set(value):
+        ((name, kwargs),) = value.items()
+        return {"name": name, "kwargs": {} if kwargs is None else kwargs}
+    return value
+
+
+class VecNormalizeConfig(StrictModel):
+    """``VecNormalize`` arguments; its ``gamma`` is always ``algorithm.gamma`` (as rl-zoo3 does)."""
+
+    norm_obs: bool = True
+    norm_reward: bool = True
+    clip_obs: Annotated[float, Field(gt=0)] = 10.0
+    clip_reward: Annotated[float, Field(gt=0)] = 10.0
+    epsilon: Annotated[float, Field(gt=0)] = 1e-8
+    norm_obs_keys: list[str] | None = None
+
+
+def _normalize_shorthand(value: Any) -> Any:
+    """``normalize: true`` means default VecNormalize arguments, ``false`` means none."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
+class EnvConfig(StrictModel):
+    """Which env to train on and how to vectorise it."""
+
+    id: str = Field(description="Gymnasium id (ours under rlgru/ or any installed one) or a module:Class entry point")
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    wrappers: list[Annotated[WrapperConfig, BeforeValidator(_wrapper_shorthand)]] = Field(default_factory=list)
+    n_envs: PositiveInt = 8
+    vec_env: Literal["dummy", "subprocess"] = "dummy"
+    normalize: Annotated[VecNormalizeConfig | None, BeforeValidator(_normalize_shorthand)] = None
+
+
+class AlgorithmConfig(StrictModel):
+    """``RecurrentPPO`` hyper-parameters (same names and defaults as sb3-contrib's RecurrentPPO)."""
+
+    learning_rate: ScheduleValue = 3e-4
+    n_steps: PositiveInt = 128
+    batch_size: Annotated[int, Field(ge=2)] = 128
+    n_epochs: PositiveInt = 10
+    gamma: UnitInterval = 0.99
+    gae_lambda: UnitInterval = 0.95
+    clip_range: ScheduleValue = 0.2
+    clip_range_vf: ScheduleValue | None = None
+    normalize_advantage: bool = True
+    ent_coef: Annotated[float, Field(ge=0)] = 0.0
+    vf_coef: Annotated[float, Field(ge=0)] = 0.5
+    max_grad_norm: Annotated[float, Field(gt=0)] = 0.5
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    target_kl: Annotated[float, Field(gt=0)] | None = None
+    max_seq_len: PositiveInt | None = Field(
+        default=None, description="truncated-BPTT length; None: min(n_steps, batch_size)"
+    )
+
+
+class NetArchConfig(StrictModel):
+    """Separate actor (``pi``) and critic (``vf``) MLP heads after the memory core."""
+
+    pi: list[PositiveInt] = Field(default_factory=list)
+    vf: list[PositiveInt] = Field(default_factory=list)
+
+
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
+
+
+class PolicyConfig(StrictModel):
+    """The recurrent policy: memory core, when its state is reset, and the MLP heads after it."""
+
+    core: Literal["gru", "lstm", "rnn"] = "gru"
+    hidden_size: PositiveInt = 256
+    n_layers: PositiveInt = 1
+    shared_core: bool = False
+    critic_core: bool = True
+    hidden_reset: Literal["episode", "trial", "never"] = "episode"
+    net_arch: list[PositiveInt] | NetArchConfig | None = None
+    activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
+    ortho_init: bool = True
+    extractor: Literal["auto", "mlp", "cnn", "multi_input"] = Field(
+        default="auto", description="features extractor; auto: multi_input for Dict, cnn for images, else mlp"
+    )
+    features_extractor_kwargs: dict[str, Any] = Field(default_factory=dict)
+    log_std_init: float = 0.0
+
+
+class TrainingConfig(StrictModel):
+    """Budget, logging and checkpoints. Frequencies count env steps summed over all envs."""
+
+    total_timesteps: PositiveInt
+    checkpoint_freq: NonNegativeInt = Field(default=50_000, description="0 disables periodic checkpoints")
+    log_interval: PositiveInt = 1
+    device: str = Field(default="cpu", description="small recurrent nets run faster on CPU than on a GPU")
+    torch_threads: PositiveInt | None = None
+    verbose: Annotated[int, Field(ge=0, le=2)] = 0
+
+
+class EvaluationConfig(StrictModel):
+    """Evaluation during training (every ``freq`` steps, 0: never) and at the end (``eval.json``)."""
+
+    episodes: PositiveInt = 100
+    freq: NonNegativeInt = 0
+    deterministic: bool = True
+    n_envs: PositiveInt | None = Field(default=None, description="None: as many as env.n_envs")
+
+
+class RunConfig(StrictModel):
+    """A whole training run: everything ``rlgru train`` needs, and what it writes to ``config.yaml``."""
+
+    seed: NonNegativeInt = 0
+    env: EnvConfig
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    training: TrainingConfig
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @field_validator("env")
+    @classmethod
+    def _env_id_not_empty(cls, env: EnvConfig) -> EnvConfig:
+        if not env.id.strip():
+            raise ValueError("env.id must not be empty")
+        return env
+
+
+# --------------------------------------------------------------------------------------------------- YAML
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML that also reads ``1e6`` and ``3e-4`` as floats (YAML 1.1 wants a dot: ``3.0e-4``)."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, where: str | Path) -> Any:
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise HarnessError(f"invalid YAML{at}: {problem}", where=where) from None
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; a missing, unreadable or non-mapping file is a ``HarnessError``."""
+    path = Path(path)
+    if not path.exists():
+        raise HarnessError("no such file", where=path)
+    if path.is_dir():
+        raise HarnessError("is a directory, expected a YAML file", where=path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise HarnessError(f"cannot read: {error}", where=path) from None
+    data = parse_yaml(text, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise HarnessError(f"expected a mapping of config sections at the top level, got {type(data).__name__}",
+                           where=path)
+    return data
+
+
+# ------------------------------------------------------------------------------------------------ overrides
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``key.path=value`` in place; the value is parsed as YAML (``[64, 64]``, ``true``, ``lin_1e-3``)."""
+    key_path, sep, raw_value = assignment.partition("=")
+    keys = key_path.strip().split(".")
+    if not sep or not all(keys):
+        raise HarnessError(f"expected key.path=value, got {assignment!r}", where="--set")
+    value = parse_yaml(raw_value, f"--set {key_path}")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML config, apply ``--set`` overrides in order, validate. Errors name the file and key path."""
+    data = read_yaml_mapping(Path(path))
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return validate_config(data, where=path)
+
+
+def validate_config(data: dict[str, Any], where: str | Path) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        lines = [_describe(item) for item in error.errors()]
+        message = lines[0] if len(lines) == 1 else "\n  ".join(["invalid config:", *lines])
+        raise HarnessError(message, where=where) from None
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """Plain data (JSON types only), as written to a run's ``config.yaml``."""
+    return config.model_dump(mode="json")
+
+
+def dump_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Key paths whose values differ between two config dicts (used to guard ``--resume``)."""
+    keys: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(differing_keys(a, b, f"{path}."))
+        elif a != b:
+            keys.append(path)
+    return keys
+
+
+# ------------------------------------------------------------------------------------------------ messages
+def _format_location(location: Iterable[int | str]) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _is_union_tag(part):
+            continue  # pydantic names union members in the path (list[int], NetArchConfig): not a user key
+        else:
+            text += f".{part}" if text else part
+    return text or "(top level)"
+
+
+def _is_union_tag(part: str) -> bool:
+    return part.endswith("]") or part[:1].isupper() or part.startswith("function-")
+
+
+def _describe(error: Any) -> str:
+    location = tuple(error["loc"])
+    path = _format_location(location)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key{_suggestion(location)}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    value = error.get("input")
+    if kind != "value_error" and not isinstance(value, dict | list):
+        message += f" (got {value!r})"
+    return f"{path}: {message}"
+
+
+def _suggestion(location: tuple[int | str, ...]) -> str:
+    """'did you mean' for a misspelt key, from the fields of the model that holds it."""
+    model: Any = RunConfig
+    for part in location[:-1]:
+        if isinstance(part, int) or _is_union_tag(str(part)):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        model = _model_in(field.annotation)
+        if model is None:
+            return ""
+    names = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(location[-1]), names, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f"; allowed keys: {', '.join(names)}" if names else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``list[Annotated[WrapperConfig, ...]] | None``."""
+    if isinstance(annotation, type) and not get_args(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "LINEAR_PREFIX",
+    "AlgorithmConfig",
+    "EnvConfig",
+    "EvaluationConfig",
+    "NetArchConfig",
+    "PolicyConfig",
+    "RunConfig",
+    "ScheduleValue",
+    "TrainingConfig",
+    "VecNormalizeConfig",
+    "WrapperConfig",
+    "apply_override",
+    "config_to_dict",
+    "differing_keys",
+    "dump_config",
+    "load_config",
+    "parse_yaml",
+    "read_yaml_mapping",
+    "validate_config",
+]

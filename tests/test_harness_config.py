@@ -1,0 +1,186 @@
+"""Config schema: defaults, YAML quirks, --set overrides, schedules, and error messages that name the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlgru.harness.agent import policy_kwargs, policy_name, to_schedule
+from rlgru.harness.config import (
+    RunConfig,
+    apply_override,
+    config_to_dict,
+    differing_keys,
+    dump_config,
+    load_config,
+    validate_config,
+)
+from rlgru.harness.errors import HarnessError
+
+MINIMAL = {"env": {"id": "rlgru/TMaze-Easy-v0"}, "training": {"total_timesteps": 1000}}
+
+
+def write(tmp_path: Path, data: object, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def error_of(data: dict) -> str:
+    with pytest.raises(HarnessError) as caught:
+        validate_config(data, where="run.yaml")
+    return str(caught.value)
+
+
+def test_minimal_config_gets_library_defaults() -> None:
+    config = validate_config(MINIMAL, where="x")
+    assert config.seed == 0
+    assert config.env.n_envs == 8 and config.env.vec_env == "dummy" and config.env.normalize is None
+    assert config.algorithm.n_steps == 128 and config.algorithm.learning_rate == 3e-4
+    assert config.policy.core == "gru" and config.policy.hidden_size == 256 and config.policy.hidden_reset == "episode"
+    assert config.evaluation.episodes == 100 and config.evaluation.deterministic
+
+
+def test_yaml_reads_exponent_floats_and_ints(tmp_path: Path) -> None:
+    text = ("env: {id: CartPole-v1}\ntraining: {total_timesteps: 1e5}\n"
+            "algorithm: {learning_rate: 3e-4, ent_coef: 1e-2}\n")
+    config = load_config(write(tmp_path, text))
+    assert config.training.total_timesteps == 100_000
+    assert config.algorithm.learning_rate == pytest.approx(3e-4)
+    assert config.algorithm.ent_coef == pytest.approx(0.01)
+
+
+def test_overrides_parse_yaml_values_and_create_sections(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    config = load_config(path, [
+        "algorithm.n_steps=64",
+        "policy.net_arch=[64, 32]",
+        "algorithm.learning_rate=lin_1e-3",
+        "env.normalize.norm_reward=false",
+        "policy.core=lstm",
+        "seed=7",
+    ])
+    assert config.algorithm.n_steps == 64
+    assert config.policy.net_arch == [64, 32]
+    assert config.algorithm.learning_rate == "lin_0.001"
+    assert config.env.normalize is not None and config.env.normalize.norm_reward is False
+    assert config.env.normalize.norm_obs is True
+    assert config.policy.core == "lstm" and config.seed == 7
+
+
+@pytest.mark.parametrize("assignment", ["no_equals_sign", "=3", "a..b=1"])
+def test_malformed_override_names_the_flag(assignment: str) -> None:
+    with pytest.raises(HarnessError, match=r"^--set: expected key.path=value"):
+        apply_override({}, assignment)
+
+
+def test_linear_schedule_decays_to_zero() -> None:
+    schedule = to_schedule(validate_config({**MINIMAL, "algorithm": {"learning_rate": "lin_1e-3"}}, "x")
+                           .algorithm.learning_rate)
+    assert schedule(1.0) == pytest.approx(1e-3)
+    assert schedule(0.5) == pytest.approx(5e-4)
+    assert schedule(0.0) == pytest.approx(0.0)
+    assert to_schedule(0.2) == 0.2
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"algorithm": {"n_steps": "abc"}}, "run.yaml: algorithm.n_steps: Input should be a valid integer"),
+        ({"algorithm": {"n_step": 64}}, "run.yaml: algorithm.n_step: unknown key (did you mean 'n_steps'?)"),
+        ({"polcy": {}}, "polcy: unknown key (did you mean 'policy'?)"),
+        ({"policy": {"core": "transformer"}}, "policy.core: Input should be 'gru', 'lstm' or 'rnn'"),
+        ({"algorithm": {"learning_rate": "fast"}}, "algorithm.learning_rate: expected a positive number or 'lin_"),
+        ({"algorithm": {"learning_rate": -1}}, "algorithm.learning_rate: must be positive"),
+        ({"algorithm": {"gamma": 1.5}}, "algorithm.gamma: Input should be less than or equal to 1"),
+        ({"env": {"id": "CartPole-v1", "wrappers": [{"name": "X", "kwarg": {}}]}},
+         "env.wrappers[0].kwarg: unknown key (did you mean 'kwargs'?)"),
+        ({"env": {"id": "CartPole-v1", "normalize": {"norm_ob": True}}},
+         "env.normalize.norm_ob: unknown key (did you mean 'norm_obs'?)"),
+        ({"policy": {"net_arch": {"pi": [8], "qf": [8]}}}, "policy.net_arch.qf: unknown key"),
+        ({"training": {}}, "training.total_timesteps: required key is missing"),
+    ],
+)
+def test_errors_name_the_key_path(section: dict, expected: str) -> None:
+    assert expected in error_of({**MINIMAL, **section})
+
+
+def test_several_errors_make_one_message() -> None:
+    message = error_of({**MINIMAL, "algorithm": {"n_steps": "x", "n_epochs": "y"}})
+    assert message.startswith("run.yaml: invalid config:")
+    assert "algorithm.n_steps" in message and "algorithm.n_epochs" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("env: [unclosed", "invalid YAML at line"),
+        ("- just\n- a list\n", "expected a mapping of config sections"),
+    ],
+)
+def test_file_errors_name_the_file(tmp_path: Path, content: str | None, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(HarnessError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(str(path)) and expected in str(caught.value)
+
+
+def test_wrapper_and_normalize_shorthands() -> None:
+    config = validate_config({**MINIMAL, "env": {
+        "id": "CartPole-v1",
+        "wrappers": ["gymnasium.wrappers:FlattenObservation", {"MaskObservation": {"indices": [0, 2]}},
+                     {"name": "FlickerObservation", "kwargs": {"p": 0.1}}],
+        "normalize": True,
+    }}, "x")
+    assert [(w.name, w.kwargs) for w in config.env.wrappers] == [
+        ("gymnasium.wrappers:FlattenObservation", {}), ("MaskObservation", {"indices": [0, 2]}),
+        ("FlickerObservation", {"p": 0.1}),
+    ]
+    assert config.env.normalize is not None and config.env.normalize.clip_obs == 10.0
+    assert validate_config({**MINIMAL, "env": {"id": "x", "normalize": False}}, "x").env.normalize is None
+
+
+def test_dump_round_trips(tmp_path: Path) -> None:
+    overrides = ["algorithm.clip_range=lin_0.2", "policy.net_arch={pi: [8], vf: [4]}"]
+    config = load_config(write(tmp_path, MINIMAL), overrides)
+    dump_config(config, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    assert differing_keys(config_to_dict(config), config_to_dict(again)) == []
+    changed = load_config(tmp_path / "config.yaml", ["seed=3", "policy.hidden_size=8"])
+    assert differing_keys(config_to_dict(config), config_to_dict(changed)) == ["policy.hidden_size", "seed"]
+
+
+def test_policy_mapping() -> None:
+    from gymnasium import spaces
+    from torch import nn
+
+    config = validate_config({**MINIMAL, "policy": {"core": "lstm", "activation": "relu", "net_arch": [16],
+                                                    "hidden_size": 12, "n_layers": 2, "shared_core": True}}, "x")
+    box = spaces.Box(0, 1, (3,))
+    assert policy_name(config.policy, box) == "MlpLstmPolicy"
+    assert policy_name(config.policy, spaces.Box(0, 255, (40, 40, 3), dtype="uint8")) == "CnnLstmPolicy"
+    assert policy_name(config.policy, spaces.Dict({"a": box})) == "MultiInputLstmPolicy"
+    kwargs = policy_kwargs(config.policy)
+    assert kwargs["activation_fn"] is nn.ReLU and kwargs["net_arch"] == [16]
+    assert (kwargs["hidden_size"], kwargs["n_layers"], kwargs["shared_core"]) == (12, 2, True)
+
+
+def test_schema_is_strict_everywhere() -> None:
+    def models(model: type) -> set[type]:
+        from rlgru.harness.config import _model_in
+
+        found = {model}
+        for field in model.model_fields.values():
+            inner = _model_in(field.annotation)
+            if inner is not None:
+                found |= models(inner)
+        return found
+
+    for model in models(RunConfig):
+        assert model.model_config.get("extra") == "forbid", model.__name__
