@@ -138,7 +138,15 @@ class _SequenceReplay:
         replay = self._replay
         layout: SequenceLayout = replay["layout"]
         batch_size = batch_size or self.buffer_size * self.n_envs
-        for sequences in minibatch_groups(layout.lengths, batch_size, self.rng):
+        groups = minibatch_groups(layout.lengths, batch_size, self.rng)
+        if len(groups) == 1:
+            # One minibatch holds the whole rollout: its order does not change the gradient, so every epoch can
+            # replay the same padded batch instead of rebuilding it.
+            if "whole" not in replay:
+                replay["whole"] = self._padded_batch(replay, layout, np.sort(groups[0]))
+            yield replay["whole"]
+            return
+        for sequences in groups:
             yield self._padded_batch(replay, layout, sequences)
 
     def _padded_batch(self, replay: dict[str, Any], layout: SequenceLayout, sequences: np.ndarray) -> SequenceBatch:

@@ -199,12 +199,14 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         features = self.extract_features(obs)
         pi_features, vf_features = features if isinstance(features, tuple) else (features, features)
         actor_state, critic_state = self._split_state(state)
-        core_pi, new_actor_state = self._run_core(self.actor_core, pi_features, actor_state, mask, resets)
+        # flat positions of the real steps in the [T * n_seq] grid; one lookup serves both cores
+        grid = None if mask is None else (mask, mask.flatten().nonzero().squeeze(1))
+        core_pi, new_actor_state = self._run_core(self.actor_core, pi_features, actor_state, grid, resets)
         latent_pi = self.mlp_extractor.forward_actor(core_pi)
         new_state = new_actor_state
         latent_vf = None
         if self.critic_core is not None:
-            core_vf, new_critic_state = self._run_core(self.critic_core, vf_features, critic_state, mask, resets)
+            core_vf, new_critic_state = self._run_core(self.critic_core, vf_features, critic_state, grid, resets)
             new_state = th.cat((new_actor_state, new_critic_state), dim=-1)
             if critic:
                 latent_vf = self.mlp_extractor.forward_critic(core_vf)
@@ -215,16 +217,24 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
     @staticmethod
     def _run_core(
-        core: MemoryCore, features: th.Tensor, state: th.Tensor, mask: th.Tensor | None, resets: th.Tensor | None
+        core: MemoryCore,
+        features: th.Tensor,
+        state: th.Tensor,
+        grid: tuple[th.Tensor, th.Tensor] | None,
+        resets: th.Tensor | None,
     ) -> tuple[th.Tensor, th.Tensor]:
-        """Run a core on per-sample features: one step per env, or scattered into the padded grid of ``mask``."""
-        if mask is None:
+        """Run a core on per-sample features: one step per env, or scattered into a padded grid.
+
+        ``grid`` is ``(mask [T, n_seq], flat indices of its True cells)``.
+        """
+        if grid is None:
             out, new_state = core(features.unsqueeze(0), state)
             return out.squeeze(0), new_state
-        grid = features.new_zeros((*mask.shape, features.shape[-1]))
-        grid[mask] = features
-        out, new_state = core(grid, state, resets)
-        return out[mask], new_state
+        mask, index = grid
+        n_cells = mask.numel()
+        padded = features.new_zeros((n_cells, features.shape[-1])).index_copy(0, index, features)
+        out, new_state = core(padded.view(*mask.shape, -1), state, resets)
+        return out.reshape(n_cells, -1).index_select(0, index), new_state
 
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
