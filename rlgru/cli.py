@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "train": "rlgru.harness.commands.train",
     "eval": "rlgru.harness.commands.evaluate",
     "envs": "rlgru.harness.commands.envs",
+    "bench": "rlgru.harness.commands.bench",
+    "report": "rlgru.harness.commands.report",
 }
 
 

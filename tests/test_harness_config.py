@@ -184,3 +184,30 @@ def test_schema_is_strict_everywhere() -> None:
 
     for model in models(RunConfig):
         assert model.model_config.get("extra") == "forbid", model.__name__
+
+
+def test_sb3_contrib_reference_builds_the_same_network_in_its_vocabulary() -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from rlgru.harness.agent import build_agent, contrib_policy_kwargs
+
+    config = validate_config({**MINIMAL, "algorithm": {"implementation": "sb3-contrib", "n_steps": 16,
+                                                       "batch_size": 16},
+                              "policy": {"core": "lstm", "hidden_size": 16, "net_arch": [8]}}, where="x")
+    kwargs = contrib_policy_kwargs(config.policy)
+    assert (kwargs["lstm_hidden_size"], kwargs["n_lstm_layers"], kwargs["enable_critic_lstm"]) == (16, 1, True)
+    assert "hidden_size" not in kwargs and "critic_core" not in kwargs
+    env = make_vec_env("rlgru/TMaze-Easy-v0", n_envs=2)
+    try:
+        agent = build_agent(config, env, None, where="x")
+    finally:
+        env.close()
+    assert type(agent).__module__.startswith("sb3_contrib")
+    assert agent.policy.lstm_actor.hidden_size == 16
+
+
+@pytest.mark.parametrize(("policy", "fragment"), [({"core": "gru"}, "policy.core is 'gru'"),
+                                                   ({"core": "lstm", "hidden_reset": "trial"}, "hidden_reset")])
+def test_sb3_contrib_reference_must_be_a_plain_lstm(policy: dict, fragment: str) -> None:
+    message = error_of({**MINIMAL, "algorithm": {"implementation": "sb3-contrib"}, "policy": policy})
+    assert fragment in message

@@ -69,11 +69,31 @@ def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
     return kwargs
 
 
+def contrib_policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
+    """The same network in sb3-contrib's LSTM vocabulary (its critic core is ``enable_critic_lstm``)."""
+    kwargs = policy_kwargs(policy)
+    kwargs["lstm_hidden_size"] = kwargs.pop("hidden_size")
+    kwargs["n_lstm_layers"] = kwargs.pop("n_layers")
+    kwargs["shared_lstm"] = kwargs.pop("shared_core")
+    kwargs["enable_critic_lstm"] = kwargs.pop("critic_core") and not policy.shared_core
+    return kwargs
+
+
 def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, where: str | Path) -> RecurrentPPO:
     """A fresh agent for ``env``; constructor errors (bad combinations of values) name the config file."""
     algorithm = config.algorithm
+    contrib = algorithm.implementation == "sb3-contrib"
+    extra: dict[str, Any] = {}
+    if contrib:
+        from sb3_contrib import RecurrentPPO as agent_class
+
+        kwargs = contrib_policy_kwargs(config.policy)
+    else:
+        agent_class = RecurrentPPO
+        kwargs = policy_kwargs(config.policy)
+        extra = {"hidden_reset": config.policy.hidden_reset, "max_seq_len": algorithm.max_seq_len}
     try:
-        return RecurrentPPO(
+        return agent_class(
             policy_name(config.policy, env.observation_space),
             env,
             learning_rate=to_schedule(algorithm.learning_rate),
@@ -92,27 +112,39 @@ def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, wh
             sde_sample_freq=algorithm.sde_sample_freq,
             target_kl=algorithm.target_kl,
             tensorboard_log=str(tensorboard_log) if tensorboard_log is not None else None,
-            policy_kwargs=policy_kwargs(config.policy),
+            policy_kwargs=kwargs,
             verbose=config.training.verbose,
             seed=config.seed,
             device=config.training.device,
-            hidden_reset=config.policy.hidden_reset,
-            max_seq_len=algorithm.max_seq_len,
+            **extra,
         )
     except (ValueError, TypeError, AssertionError, RuntimeError) as error:
         raise HarnessError(f"cannot build the agent from this config: {error}", where=where) from None
 
 
-def load_agent(path: Path, env: VecEnv | None = None, device: str = "cpu", **overrides: Any) -> RecurrentPPO:
+def load_agent(
+    path: Path, env: VecEnv | None = None, device: str = "cpu", implementation: str = "rlgru", **overrides: Any
+) -> RecurrentPPO:
     """An agent saved by ``model.save``; a missing or unreadable file is a ``HarnessError`` naming it."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError("no such model file", where=path)
+    agent_class: Any = RecurrentPPO
+    if implementation == "sb3-contrib":
+        from sb3_contrib import RecurrentPPO as agent_class
     try:
-        return RecurrentPPO.load(str(path), env=env, device=device, **overrides)
+        return agent_class.load(str(path), env=env, device=device, **overrides)
     except Exception as error:  # noqa: BLE001 - a corrupt, truncated or foreign zip is bad input, not a bug
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise HarnessError(f"not a readable rlgru model ({type(error).__name__}: {detail})", where=path) from None
 
 
-__all__ = ["ACTIVATION_CLASSES", "build_agent", "load_agent", "policy_kwargs", "policy_name", "to_schedule"]
+__all__ = [
+    "ACTIVATION_CLASSES",
+    "build_agent",
+    "contrib_policy_kwargs",
+    "load_agent",
+    "policy_kwargs",
+    "policy_name",
+    "to_schedule",
+]

@@ -8,6 +8,7 @@ rollout; resuming from such a file would skip the unfinished rollout's update. S
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -65,6 +66,7 @@ class PeriodicEvalCallback(BaseCallback):
         self.deterministic = deterministic
         self.csv_path = csv_path
         self._next_eval = 0
+        self.seconds = 0.0  # spent evaluating, so throughput figures can leave it out
 
     def _on_training_start(self) -> None:
         self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
@@ -76,6 +78,7 @@ class PeriodicEvalCallback(BaseCallback):
         if self.num_timesteps < self._next_eval:
             return
         self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+        started = time.perf_counter()
         training_env = self.model.get_env()
         if training_env is not None:
             sync_envs_normalization(training_env, self.eval_env)
@@ -89,6 +92,7 @@ class PeriodicEvalCallback(BaseCallback):
             if new_file:
                 writer.writerow(["timesteps", "mean_return", "std_return", "episodes"])
             writer.writerow([self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)])
+        self.seconds += time.perf_counter() - started
 
 
 __all__ = ["PeriodicEvalCallback", "UpdateCheckpointCallback", "save_checkpoint"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlgru.harness.errors import HarnessError
 
@@ -99,9 +99,15 @@ class EnvConfig(StrictModel):
     normalize: Annotated[VecNormalizeConfig | None, BeforeValidator(_normalize_shorthand)] = None
 
 
+IMPLEMENTATIONS = ("rlgru", "sb3-contrib")
+
+
 class AlgorithmConfig(StrictModel):
     """``RecurrentPPO`` hyper-parameters (same names and defaults as sb3-contrib's RecurrentPPO)."""
 
+    implementation: Literal["rlgru", "sb3-contrib"] = Field(
+        default="rlgru", description="sb3-contrib: its LSTM RecurrentPPO, as a reference to compare against"
+    )
     learning_rate: ScheduleValue = 3e-4
     n_steps: PositiveInt = 128
     batch_size: Annotated[int, Field(ge=2)] = 128
@@ -188,6 +194,21 @@ class RunConfig(StrictModel):
             raise ValueError("env.id must not be empty")
         return env
 
+    @model_validator(mode="after")
+    def _reference_is_plain_lstm(self) -> RunConfig:
+        """sb3-contrib's RecurrentPPO has one LSTM core kind, episode resets and no sequence-length knob."""
+        if self.algorithm.implementation != "sb3-contrib":
+            return self
+        wrong = [f"{key} is {value!r}" for key, value, allowed in (
+            ("policy.core", self.policy.core, "lstm"),
+            ("policy.hidden_reset", self.policy.hidden_reset, "episode"),
+            ("algorithm.max_seq_len", self.algorithm.max_seq_len, None),
+        ) if value != allowed]
+        if wrong:
+            raise ValueError("algorithm.implementation sb3-contrib needs policy.core lstm, policy.hidden_reset "
+                             f"episode and no algorithm.max_seq_len; here {', '.join(wrong)}")
+        return self
+
 
 # --------------------------------------------------------------------------------------------------- YAML
 class _ConfigLoader(yaml.SafeLoader):
@@ -261,7 +282,7 @@ def validate_config(data: dict[str, Any], where: str | Path) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as error:
-        lines = [_describe(item) for item in error.errors()]
+        lines = [describe_error(item) for item in error.errors()]
         message = lines[0] if len(lines) == 1 else "\n  ".join(["invalid config:", *lines])
         raise HarnessError(message, where=where) from None
 
@@ -305,12 +326,13 @@ def _is_union_tag(part: str) -> bool:
     return part.endswith("]") or part[:1].isupper() or part.startswith("function-")
 
 
-def _describe(error: Any) -> str:
+def describe_error(error: Any, root: type[BaseModel] | None = None) -> str:
+    """One line for one pydantic error: the key path, what is wrong, a "did you mean" for misspelt keys."""
     location = tuple(error["loc"])
     path = _format_location(location)
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key{_suggestion(location)}"
+        return f"{path}: unknown key{_suggestion(location, root or RunConfig)}"
     message = error["msg"].removeprefix("Value error, ")
     if kind == "missing":
         return f"{path}: required key is missing"
@@ -320,9 +342,9 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}"
 
 
-def _suggestion(location: tuple[int | str, ...]) -> str:
+def _suggestion(location: tuple[int | str, ...], root: type[BaseModel]) -> str:
     """'did you mean' for a misspelt key, from the fields of the model that holds it."""
-    model: Any = RunConfig
+    model: Any = root
     for part in location[:-1]:
         if isinstance(part, int) or _is_union_tag(str(part)):
             continue
@@ -352,6 +374,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 __all__ = [
     "ACTIVATIONS",
+    "IMPLEMENTATIONS",
     "LINEAR_PREFIX",
     "AlgorithmConfig",
     "EnvConfig",
@@ -365,6 +388,7 @@ __all__ = [
     "WrapperConfig",
     "apply_override",
     "config_to_dict",
+    "describe_error",
     "differing_keys",
     "dump_config",
     "load_config",

@@ -75,7 +75,7 @@ def run_episodes(
     :param hidden_reset: when the state is zeroed; defaults to the model's own setting.
     :param reset_every: also zero it every ``k`` steps of carried memory (1: a memoryless policy).
     """
-    mode = hidden_reset or model.hidden_reset
+    mode = hidden_reset or getattr(model, "hidden_reset", "episode")  # sb3-contrib's agents reset per episode
     if reset_every is not None and reset_every < 1:
         raise ValueError(f"reset_every must be >= 1, got {reset_every}")
     n_envs = env.num_envs

@@ -47,6 +47,8 @@ class TrainOutcome:
     wall_seconds: float
     evaluation: EvalResult | None
     reference: dict[str, Any] | None
+    #: time spent in periodic evaluations inside ``wall_seconds`` (training throughput leaves it out)
+    eval_seconds: float = 0.0
 
 
 def prepare_resume(run: RunDir, requested: RunConfig) -> RunConfig:
@@ -87,11 +89,13 @@ def train(
         remaining = config.training.total_timesteps - model.num_timesteps
         report(f"run directory: {run.path}")
         started = time.perf_counter()
+        callbacks: list[BaseCallback] = []
         if remaining > 0:
             _describe_start(config, model, remaining, report)
+            callbacks = _callbacks(config, run, model)
             model.learn(
                 remaining,
-                callback=_callbacks(config, run, model),
+                callback=callbacks,
                 log_interval=config.training.log_interval,
                 tb_log_name=TB_LOG_NAME,
                 reset_num_timesteps=not resume,
@@ -100,6 +104,7 @@ def train(
         else:
             report(f"already trained for {model.num_timesteps} of {config.training.total_timesteps} timesteps")
         wall = time.perf_counter() - started
+        eval_seconds = sum(getattr(callback, "seconds", 0.0) for callback in callbacks)
         if remaining > 0 and config.training.checkpoint_freq > 0:
             save_checkpoint(model, run.checkpoints, CHECKPOINT_PREFIX)  # so --resume always finds the newest state
         model.save(run.model)
@@ -113,7 +118,7 @@ def train(
         evaluation, reference = final_evaluation(config, model, run)
         report(describe_result(evaluation, reference))
         report(f"saved {run.model.name} and {run.eval_json.name} in {run.path}")
-        return TrainOutcome(run, model.num_timesteps, wall, evaluation, reference)
+        return TrainOutcome(run, model.num_timesteps, wall, evaluation, reference, eval_seconds)
     finally:
         env.close()
 
@@ -134,6 +139,7 @@ def _resumed_agent(config: RunConfig, run: RunDir, env: VecEnv, checkpoint: Chec
                                "statistics beside it", where=model_path)
         env = load_normalization(env, vecnormalize_path, training=True)
     model = load_agent(model_path, env=env, device=config.training.device,
+                       implementation=config.algorithm.implementation,
                        tensorboard_log=str(run.tensorboard), verbose=config.training.verbose)
     # SB3 does not save random generator states: reseed from the step count so a resumed run is reproducible.
     model.set_random_seed(config.seed + model.num_timesteps)
@@ -193,9 +199,10 @@ def describe_result(result: EvalResult, reference: dict | None) -> str:
 def _describe_start(config: RunConfig, model: RecurrentPPO, remaining: int, report: Report) -> None:
     policy = config.policy
     start = f" from timestep {model.num_timesteps}" if model.num_timesteps else ""
-    report(f"training {policy_name(policy, model.observation_space)} ({policy.core} {policy.hidden_size}"
-           f"x{policy.n_layers}, hidden_reset={policy.hidden_reset}) on {config.env.id}{start} for {remaining} "
-           f"timesteps with {config.env.n_envs} {config.env.vec_env} envs, seed {config.seed}")
+    implementation = " (sb3-contrib)" if config.algorithm.implementation == "sb3-contrib" else ""
+    report(f"training {policy_name(policy, model.observation_space)}{implementation} ({policy.core} "
+           f"{policy.hidden_size}x{policy.n_layers}, hidden_reset={policy.hidden_reset}) on {config.env.id}{start} "
+           f"for {remaining} timesteps with {config.env.n_envs} {config.env.vec_env} envs, seed {config.seed}")
 
 
 __all__ = ["RESUMABLE_CHANGES", "TrainOutcome", "describe_result", "final_evaluation", "make_eval_env",

@@ -58,13 +58,17 @@ def run(args: argparse.Namespace) -> int:
         result.extra.update(model=str(target.model), env_id=target.env.id, seed=seed, timesteps=model.num_timesteps)
         summary = result.summary()
         if args.memory_probe:
+            if not isinstance(model, RecurrentPPO):
+                raise HarnessError("the memory probe reads rlgru's recurrent state; this is an sb3-contrib model",
+                                   where=target.model)
             summary["memory_probe"] = _probe(args, target, model, env, seed, reference)
     finally:
         env.close()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{target.model} ({model.num_timesteps} timesteps) on {target.env.id}, hidden_reset={model.hidden_reset}")
+        hidden_reset = getattr(model, "hidden_reset", "episode")
+        print(f"{target.model} ({model.num_timesteps} timesteps) on {target.env.id}, hidden_reset={hidden_reset}")
         print(describe_result(result, reference))
         if args.memory_probe:
             probe = summary["memory_probe"]
@@ -113,7 +117,8 @@ def _eval_env(target: EvalTarget, seed: int, n_envs: int) -> VecEnv:
 
 def _load(target: EvalTarget, env: VecEnv) -> RecurrentPPO:
     device = target.config.training.device if target.config else "cpu"
-    model = load_agent(target.model, env=None, device=device)
+    implementation = target.config.algorithm.implementation if target.config else "rlgru"
+    model = load_agent(target.model, env=None, device=device, implementation=implementation)
     try:
         check_for_correct_spaces(env, model.observation_space, model.action_space)
     except ValueError as error:

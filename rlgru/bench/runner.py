@@ -1,0 +1,195 @@
+"""Execute one run of a sweep in a worker process: train through the harness, measure its cost, return a result.
+
+A worker holds one run at a time and one torch thread, so runs on the same machine do not slow each other down
+through oversubscription, and process-wide figures (peak memory) belong to a single run. Whatever happens, the
+worker returns a result: a failed run is data (its error is recorded), not a reason to stop the sweep.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlgru.bench.suite import RunSpec
+from rlgru.harness.agent import load_agent
+from rlgru.harness.config import config_to_dict, differing_keys
+from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
+from rlgru.harness.references import task_reference
+from rlgru.harness.run_dir import RunDir
+from rlgru.harness.train import prepare_resume, train
+
+RESULT_FILE = "result.json"
+LOG_FILE = "train.log"
+#: rollout steps timed for the inference-latency figure (after as many warm-up steps)
+LATENCY_STEPS = 200
+
+
+def run_dir_of(out_dir: Path, run_id: str) -> RunDir:
+    return RunDir(Path(out_dir) / "runs" / run_id)
+
+
+def execute(spec_data: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """Train one run (continuing its own checkpoints if a previous sweep was cut short); never raises."""
+    torch.set_num_threads(1)
+    spec = RunSpec.from_dict(spec_data)
+    run = run_dir_of(Path(out_dir), spec.run_id)
+    result: dict[str, Any] = _identity(spec)
+    try:
+        checkpoint = run.latest_checkpoint()
+        resume = run.config.is_file() and (checkpoint is not None or run.model.is_file())
+        resumed_from = 0
+        if resume:
+            prepare_resume(run, spec.config)
+            resumed_from = checkpoint.steps if checkpoint is not None else spec.budget
+        elif run.path.exists():
+            shutil.rmtree(run.path)  # died before its first checkpoint: nothing worth keeping
+        run.path.mkdir(parents=True, exist_ok=True)
+        with (run.path / LOG_FILE).open("a") as log:
+            outcome = train(spec.config, run, resume=resume, progress=False,
+                            report=lambda line: print(line, file=log, flush=True))
+        trained_seconds = outcome.wall_seconds - outcome.eval_seconds
+        trained_steps = outcome.timesteps - resumed_from
+        model = load_agent(run.model, device="cpu", implementation=spec.config.algorithm.implementation)
+        result.update(
+            status="ok",
+            error=None,
+            timesteps=outcome.timesteps,
+            final_return=outcome.evaluation.mean if outcome.evaluation else None,
+            final_return_std=outcome.evaluation.std if outcome.evaluation else None,
+            wall_seconds=outcome.wall_seconds,
+            steps_per_second=trained_steps / trained_seconds if trained_steps > 0 and trained_seconds > 0 else None,
+            resumed_from=resumed_from,
+            curve=_curve(run, outcome.timesteps, outcome.evaluation.mean if outcome.evaluation else None),
+            **_parameter_counts(model),
+            inference_latency_us=_inference_latency_us(model, spec, run),
+        )
+        result["best_return"] = max(point[1] for point in result["curve"]) if result["curve"] else None
+    except Exception as error:  # noqa: BLE001 - a failed run is recorded and the sweep goes on
+        detail = str(error).splitlines()[0] if str(error) else ""
+        result.update(status="failed", error=f"{type(error).__name__}: {detail}" if detail else type(error).__name__)
+        if run.path.exists():
+            (run.path / "error.log").write_text(traceback.format_exc())
+    result["peak_memory_mb"] = _peak_memory_mb()
+    write_result(run, result)
+    return result
+
+
+def write_result(run: RunDir, result: dict[str, Any]) -> None:
+    """Atomically, so a sweep killed mid-write never leaves a half result that reads as completed."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    temporary = run.path / f".{RESULT_FILE}.tmp"
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    temporary.replace(run.path / RESULT_FILE)
+
+
+def read_result(run: RunDir) -> dict[str, Any] | None:
+    path = run.path / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def config_mismatch(run: RunDir, spec: RunSpec) -> list[str]:
+    """Key paths where a run directory's config differs from what the suite asks for now (empty: same run)."""
+    if not run.config.is_file():
+        return []
+    import yaml
+
+    saved = yaml.safe_load(run.config.read_text()) or {}
+    return differing_keys(saved, config_to_dict(spec.config))
+
+
+def _identity(spec: RunSpec) -> dict[str, Any]:
+    reference = task_reference(spec.config.env.id, spec.config.env.env_kwargs) or {}
+    return {
+        "run_id": spec.run_id,
+        "task": spec.task,
+        "core": spec.core,
+        "seed": spec.seed,
+        "budget": spec.budget,
+        "env_id": spec.config.env.id,
+        "env_kwargs": spec.config.env.env_kwargs,
+        "hidden_size": spec.config.policy.hidden_size,
+        "task_info": {
+            "optimal_return": reference.get("optimal_return"),
+            "memoryless_return": reference.get("memoryless_return"),
+            "horizon": spec.horizon,
+        },
+        "timesteps": None,
+        "final_return": None,
+        "best_return": None,
+        "wall_seconds": None,
+        "steps_per_second": None,
+        "params": None,
+        "recurrent_params": None,
+        "inference_latency_us": None,
+        "status": "failed",
+        "error": None,
+        "curve": [],
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+    }
+
+
+def _curve(run: RunDir, timesteps: int, final_mean: float | None) -> list[list[float]]:
+    """``[timesteps, mean return]`` from the periodic evaluations, ending with the final evaluation."""
+    points: list[list[float]] = []
+    if run.evaluations_csv.is_file():
+        with run.evaluations_csv.open() as handle:
+            for row in csv.DictReader(handle):
+                points.append([int(row["timesteps"]), float(row["mean_return"])])
+    if final_mean is not None and (not points or points[-1][0] < timesteps):
+        points.append([timesteps, float(final_mean)])
+    return points
+
+
+def _parameter_counts(model: Any) -> dict[str, int]:
+    policy = model.policy
+    cores = [getattr(policy, name, None) for name in ("actor_core", "critic_core", "lstm_actor", "lstm_critic")]
+    return {
+        "params": sum(p.numel() for p in policy.parameters()),
+        "recurrent_params": sum(p.numel() for core in cores if core is not None for p in core.parameters()),
+    }
+
+
+def _inference_latency_us(model: Any, spec: RunSpec, run: RunDir) -> float:
+    """Median wall time of one ``predict`` step for one env (carrying the state), in microseconds."""
+    env = make_env(spec.config.env, seed=spec.seed + EVAL_SEED_OFFSET, n_envs=1, vec_env="dummy")
+    if spec.config.env.normalize is not None:
+        env = load_normalization(env, run.vecnormalize, training=False)
+    try:
+        observation = env.reset()
+        state, start = None, np.ones(1, dtype=bool)
+        times = []
+        for step in range(2 * LATENCY_STEPS):
+            began = time.perf_counter()
+            action, state = model.predict(observation, state=state, episode_start=start, deterministic=True)
+            if step >= LATENCY_STEPS:
+                times.append(time.perf_counter() - began)
+            observation, _, done, _ = env.step(action)
+            start = done
+        return float(np.median(times) * 1e6)
+    finally:
+        env.close()
+
+
+def _peak_memory_mb() -> float:
+    # ru_maxrss is in KiB on Linux: the worker's peak resident memory, torch included.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+__all__ = ["RESULT_FILE", "config_mismatch", "execute", "read_result", "run_dir_of", "write_result"]
+

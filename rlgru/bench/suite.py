@@ -1,0 +1,174 @@
+"""A benchmark suite (YAML) and its expansion into runs: tasks × cores × seeds × budgets, plus a reference row.
+
+Every run is an ordinary ``rlgru train`` config (``rlgru.harness.config.RunConfig``), built by deep-merging the
+suite's ``base`` section, the task's env and ``overrides``, and the run's core, seed and budget. So a sweep trains
+through exactly the code path users train with, and any run can be reproduced alone from its ``config.yaml``.
+
+::
+
+    name: memory
+    base: {algorithm: {...}, policy: {hidden_size: 64}, training: {checkpoint_freq: 0}, evaluation: {freq: 10000}}
+    tasks:
+      - name: TMaze-40
+        env: {id: rlgru/TMaze-v0, env_kwargs: {length: 40}}
+        budgets: [150000]
+        horizon: long
+        overrides: {algorithm: {gamma: 0.99}}
+    cores: [gru, lstm, rnn]
+    seeds: [0, 1, 2, 3, 4]
+    reference: {seeds: [0, 1, 2]}   # sb3-contrib's LSTM RecurrentPPO on the same configs; omit to skip
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from rlgru.harness.config import RunConfig, StrictModel, describe_error, read_yaml_mapping, validate_config
+from rlgru.harness.errors import HarnessError
+
+#: the name the sb3-contrib reference row goes by in results, next to the cores
+REFERENCE_CORE = "sb3-contrib-lstm"
+CORES = ("gru", "lstm", "rnn")
+
+
+class SuiteTask(StrictModel):
+    """One task of the suite: an env (as in a run config), its budgets and any per-task config changes."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    env: dict[str, Any]
+    budgets: list[Annotated[int, Field(gt=0)]] | None = Field(
+        default=None, description="total_timesteps values; None: base.training.total_timesteps"
+    )
+    horizon: str | None = Field(default=None, description="how long the memory must last; 'long' marks the tasks "
+                                "the report uses to judge gradient flow")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReferenceConfig(StrictModel):
+    """Which runs also get sb3-contrib's RecurrentPPO (LSTM), the external reference; None fields mean all."""
+
+    tasks: list[str] | None = None
+    seeds: list[Annotated[int, Field(ge=0)]] | None = None
+
+
+class SuiteConfig(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "suite"
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[SuiteTask] = Field(min_length=1)
+    cores: list[Literal["gru", "lstm", "rnn"]] = Field(default_factory=lambda: list(CORES), min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    reference: ReferenceConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique_and_known(self) -> SuiteConfig:
+        names = [task.name for task in self.tasks]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"task names must be unique, repeated: {', '.join(duplicated)}")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.cores)) != len(self.cores):
+            raise ValueError("seeds and cores must not repeat")
+        if self.reference is not None and self.reference.tasks is not None:
+            unknown = sorted(set(self.reference.tasks) - set(names))
+            if unknown:
+                raise ValueError(f"reference.tasks names tasks not in the suite: {', '.join(unknown)}")
+        return self
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: where it goes and the full config it trains."""
+
+    run_id: str
+    task: str
+    core: str
+    seed: int
+    budget: int
+    horizon: str | None
+    config: RunConfig
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, so a run can be shipped to a worker process or a Ray node."""
+        return {"run_id": self.run_id, "task": self.task, "core": self.core, "seed": self.seed,
+                "budget": self.budget, "horizon": self.horizon, "config": self.config.model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        return cls(**{**data, "config": RunConfig.model_validate(data["config"])})
+
+
+def load_suite(path: str | Path) -> SuiteConfig:
+    """Read and validate a suite file; errors name the file and the key path, as config errors do."""
+    data = read_yaml_mapping(Path(path))
+    try:
+        return SuiteConfig.model_validate(data)
+    except ValidationError as error:
+        lines = [describe_error(item, SuiteConfig) for item in error.errors()]
+        message = lines[0] if len(lines) == 1 else "\n  ".join(["invalid suite:", *lines])
+        raise HarnessError(message, where=path) from None
+
+
+def expand(suite: SuiteConfig, where: str | Path = "suite") -> list[RunSpec]:
+    """Every run of the suite, in a stable order (task, budget, seed, core): a sweep is resumable by run id."""
+    runs: list[RunSpec] = []
+    for task in suite.tasks:
+        budgets = task.budgets or [None]
+        for budget in budgets:
+            for seed in suite.seeds:
+                for core in [*suite.cores, *([REFERENCE_CORE] if _has_reference(suite, task, seed) else [])]:
+                    config = _run_config(suite, task, core, seed, budget, where)
+                    label = task.name if len(budgets) == 1 else f"{task.name}@{_short(config.training.total_timesteps)}"
+                    runs.append(RunSpec(f"{label}-{core}-s{seed}", label, core, seed,
+                                        config.training.total_timesteps, task.horizon, config))
+    return runs
+
+
+def _has_reference(suite: SuiteConfig, task: SuiteTask, seed: int) -> bool:
+    reference = suite.reference
+    if reference is None:
+        return False
+    return (reference.tasks is None or task.name in reference.tasks) and (
+        reference.seeds is None or seed in reference.seeds
+    )
+
+
+def _run_config(
+    suite: SuiteConfig, task: SuiteTask, core: str, seed: int, budget: int | None, where: str | Path
+) -> RunConfig:
+    data = deep_merge(suite.base, {"env": task.env})
+    data = deep_merge(data, task.overrides)
+    run_part: dict[str, Any] = {"seed": seed, "policy": {"core": "lstm" if core == REFERENCE_CORE else core}}
+    if core == REFERENCE_CORE:
+        run_part["algorithm"] = {"implementation": "sb3-contrib"}
+    if budget is not None:
+        run_part["training"] = {"total_timesteps": budget}
+    data = deep_merge(data, run_part)
+    try:
+        return validate_config(data, where=f"task {task.name}")
+    except HarnessError as error:
+        raise error.within(where) from None
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` merged in: nested mappings merge key by key, anything else is replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _short(steps: int) -> str:
+    return f"{steps // 1000}k" if steps % 1000 == 0 else str(steps)
+
+
+__all__ = ["CORES", "REFERENCE_CORE", "ReferenceConfig", "RunSpec", "SuiteConfig", "SuiteTask", "deep_merge",
+           "expand", "load_suite"]

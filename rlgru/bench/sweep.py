@@ -1,0 +1,168 @@
+"""Run a suite: expand it, skip what is done, farm the rest out to a process pool or Ray, then write the report.
+
+The out directory is the sweep's whole state: ``runs/<run_id>/`` (a run directory plus ``result.json``),
+``suite.yaml`` (the suite as given) and ``sweep.json`` (machine, backend, wall time). Running the same command
+again skips runs with an ``ok`` result, resumes interrupted ones from their checkpoints and retries failed ones.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from rlgru.bench.runner import config_mismatch, execute, read_result, run_dir_of, write_result
+from rlgru.bench.suite import RunSpec, expand, load_suite
+from rlgru.harness.errors import HarnessError
+
+Backend = Literal["local", "ray"]
+OnResult = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SweepOutcome:
+    out_dir: Path
+    total: int
+    skipped: int
+    completed: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.completed if r.get("status") != "ok"]
+
+
+def plan(suite_path: Path, out_dir: Path) -> tuple[list[RunSpec], list[RunSpec]]:
+    """``(all runs, runs still to do)``; refuses an out directory that holds other runs under the same ids."""
+    runs = expand(load_suite(suite_path), where=suite_path)
+    pending = []
+    for spec in runs:
+        run = run_dir_of(out_dir, spec.run_id)
+        changed = config_mismatch(run, spec)
+        if changed:
+            raise HarnessError(f"holds run {spec.run_id} trained with a different config ({', '.join(changed[:5])}); "
+                               "choose another --out or delete that run", where=out_dir)
+        result = read_result(run)
+        if result is None or result.get("status") != "ok":
+            pending.append(spec)
+    return runs, pending
+
+
+def run_sweep(
+    suite_path: Path,
+    out_dir: Path,
+    *,
+    backend: Backend = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    on_result: OnResult | None = None,
+) -> SweepOutcome:
+    """Run every pending run of the suite; results land in ``out_dir/runs/*/result.json`` as they finish."""
+    suite_path, out_dir = Path(suite_path), Path(out_dir)
+    runs, pending = plan(suite_path, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if suite_path.resolve() != (out_dir / "suite.yaml").resolve():
+        shutil.copyfile(suite_path, out_dir / "suite.yaml")
+    workers = workers or os.cpu_count() or 1
+    outcome = SweepOutcome(out_dir, total=len(runs), skipped=len(runs) - len(pending))
+    started = time.perf_counter()
+    previous = _previous_wall(out_dir)
+    results = _ray_results(pending, out_dir, workers, address) if backend == "ray" else _local_results(
+        pending, out_dir, workers)
+    try:
+        for result in results:
+            outcome.completed.append(result)
+            if on_result is not None:
+                on_result(result)
+    finally:
+        outcome.wall_seconds = time.perf_counter() - started
+        _write_meta(out_dir, suite_path, backend, workers, previous + outcome.wall_seconds, len(runs))
+    return outcome
+
+
+def _local_results(pending: list[RunSpec], out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:
+    """A spawn pool, one run per process (``maxtasksperchild=1``): fresh memory figures, no state leaking."""
+    if not pending:
+        return
+    context = multiprocessing.get_context("spawn")
+    jobs = [(spec.as_dict(), str(out_dir)) for spec in pending]
+    with context.Pool(min(workers, len(jobs)), maxtasksperchild=1) as pool:
+        yield from pool.imap_unordered(_execute_job, jobs)
+
+
+def _execute_job(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    return execute(*job)
+
+
+def _ray_results(pending: list[RunSpec], out_dir: Path, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+    """Ray tasks, one CPU each and one run per worker process. The driver rewrites each ``result.json``, so
+    results reach ``out_dir`` even when the nodes share no file system (their run directories stay on them)."""
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError("the ray backend needs Ray: pip install 'rlgru[ray]'", where="--backend") from None
+    if not pending:
+        return
+    started_here = not ray.is_initialized()
+    if started_here:
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            options["num_cpus"] = workers
+        ray.init(address=address, **options)
+    try:
+        remote_execute = ray.remote(num_cpus=1, max_calls=1)(execute)
+        waiting = [remote_execute.remote(spec.as_dict(), str(out_dir)) for spec in pending]
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            result = ray.get(done[0])
+            write_result(run_dir_of(out_dir, result["run_id"]), result)
+            yield result
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _previous_wall(out_dir: Path) -> float:
+    path = out_dir / "sweep.json"
+    try:
+        return float(json.loads(path.read_text()).get("wall_seconds", 0.0)) if path.is_file() else 0.0
+    except (OSError, ValueError):
+        return 0.0
+
+
+def _write_meta(out_dir: Path, suite_path: Path, backend: str, workers: int, wall: float, n_runs: int) -> None:
+    meta = {
+        "suite": suite_path.name,
+        "runs": n_runs,
+        "backend": backend,
+        "workers": workers,
+        "machine": machine_description(),
+        "wall_seconds": round(wall, 1),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    (out_dir / "sweep.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()}"
+
+
+__all__ = ["SweepOutcome", "machine_description", "plan", "run_sweep"]
