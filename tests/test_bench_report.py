@@ -46,3 +46,21 @@ def test_report_writes_tables_plots_and_verdicts(tmp_path: Path) -> None:
     assert "Better gradient flow than a plain RNN: supported" in readme
     assert "P(GRU > RNN) = 1.00" in readme
     assert "boom" in readme
+
+
+def test_claims_are_judged_on_the_horizon_they_are_about(tmp_path: Path) -> None:
+    """GRU = RNN on short tasks but far better on the long one: gradient flow is judged on the long task only."""
+    for seed in range(4):
+        for core in ("gru", "lstm", "rnn"):
+            fake_run(tmp_path, "a", core, seed, 0.9 + 0.01 * seed)  # short horizon: every core alike
+        fake_run(tmp_path, "b", "gru", seed, 0.9 + 0.01 * seed)
+        fake_run(tmp_path, "b", "lstm", seed, 0.5 + 0.01 * seed)
+        fake_run(tmp_path, "b", "rnn", seed, 0.05 * seed)
+    readme = write_report(tmp_path, n_resamples=200).read_text()
+    assert "| gru > rnn | long horizon | 1.00 |" in readme
+    assert "| gru > rnn | short horizon | 0.50 |" in readme
+    assert "Better gradient flow than a plain RNN: supported.** P(GRU > RNN) = 1.00" in readme
+    assert "over the long-horizon tasks" in readme
+    # as good as LSTM where the context is short, even though GRU wins on the long task
+    assert "As good as LSTM: supported (no significant difference).** P(GRU > LSTM) = 0.50" in readme
+    assert "on the long-horizon tasks 1.00" in readme

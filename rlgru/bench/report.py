@@ -161,7 +161,7 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
             point, low, high = stratified_bootstrap_ci(_pooled_iqm, scores[core], n_resamples=n_resamples)
             lines.append(f"| {core} | {point:.3f} | [{low:.3f}, {high:.3f}] |")
 
-    comparisons = _comparisons(scores, n_resamples)
+    comparisons = _comparisons(scores, _horizons(ok), n_resamples)
     if comparisons:
         lines += ["", "## Probability of improvement", "",
                   "P(X > Y): chance that a run of X beats a run of Y on a task drawn at random (0.5 = no difference).",
@@ -214,20 +214,32 @@ def _raw_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarra
     return {core: {task: np.array(v) for task, v in tasks.items()} for core, tasks in grouped.items()}
 
 
+def _horizons(results: list[dict[str, Any]]) -> dict[str, str]:
+    """task -> its declared memory horizon ("short", "long", ...), for tasks that declare one."""
+    return {r["task"]: r["task_info"]["horizon"] for r in results if r.get("task_info", {}).get("horizon")}
+
+
 def _comparisons(
-    scores: dict[str, dict[str, np.ndarray]], n_resamples: int
+    scores: dict[str, dict[str, np.ndarray]], horizons: dict[str, str], n_resamples: int
 ) -> dict[tuple[str, str, str], tuple[float, float, float]]:
+    """P(X > Y) with its CI over all tasks, and over each horizon class when the suite has more than one."""
     out: dict[tuple[str, str, str], tuple[float, float, float]] = {}
-    for x, y in (("gru", "lstm"), ("gru", "rnn"), ("lstm", "rnn"), ("gru", "sb3-contrib-lstm")):
+    classes = sorted(set(horizons.values()))
+    for x, y in (("gru", "lstm"), ("gru", "rnn"), ("lstm", "rnn"), ("gru", "sb3-contrib-lstm"),
+                 ("lstm", "sb3-contrib-lstm")):
         if x not in scores or y not in scores:
             continue
         common = sorted(set(scores[x]) & set(scores[y]))
-        if not common:
-            continue
-        out[(x, y, "all")] = stratified_bootstrap_ci(
-            probability_of_improvement, {t: scores[x][t] for t in common}, {t: scores[y][t] for t in common},
-            n_resamples=n_resamples,
-        )
+        subsets = {"all": common}
+        if len(classes) > 1:
+            subsets.update({f"{c} horizon": [t for t in common if horizons.get(t) == c] for c in classes})
+        for name, tasks in subsets.items():
+            if not tasks:
+                continue
+            out[(x, y, name)] = stratified_bootstrap_ci(
+                probability_of_improvement, {t: scores[x][t] for t in tasks}, {t: scores[y][t] for t in tasks},
+                n_resamples=n_resamples,
+            )
     return out
 
 
@@ -250,7 +262,9 @@ def _verdicts(
         word = "supported" if gru_s > lstm_s * 1.05 else ("not supported" if gru_s < lstm_s * 0.95 else "a tie")
         verdicts.append(f"**Faster: {word}.** Median training throughput GRU {gru_s:.0f} vs LSTM {lstm_s:.0f} steps/s "
                         f"({gru_s / lstm_s:.2f}×) on this machine, same runs as above.")
-    gl = comparisons.get(("gru", "lstm", "all"))
+    # "as good as LSTM when the context is not very long": judged where it is not long, if the suite says
+    subset = "short horizon" if ("gru", "lstm", "short horizon") in comparisons else "all"
+    gl = comparisons.get(("gru", "lstm", subset))
     if gl:
         point, low, high = gl
         if low > 0.5:
@@ -259,9 +273,15 @@ def _verdicts(
             word = "not supported: LSTM better"
         else:
             word = "supported (no significant difference)"
-        verdicts.append(f"**As good as LSTM: {word}.** P(GRU > LSTM) = {point:.2f} [{low:.2f}, {high:.2f}] over all "
-                        "tasks; see the per-task table for where the context is long.")
-    gr = comparisons.get(("gru", "rnn", "all"))
+        where = "the short-horizon tasks" if subset != "all" else "all tasks"
+        text = f"**As good as LSTM: {word}.** P(GRU > LSTM) = {point:.2f} [{low:.2f}, {high:.2f}] over {where}"
+        long_gl = comparisons.get(("gru", "lstm", "long horizon"))
+        if long_gl:
+            text += f"; on the long-horizon tasks {long_gl[0]:.2f} [{long_gl[1]:.2f}, {long_gl[2]:.2f}]"
+        verdicts.append(text + ".")
+    # gradient flow shows where memory must last: judged on the long-horizon tasks when there are any
+    subset = "long horizon" if ("gru", "rnn", "long horizon") in comparisons else "all"
+    gr = comparisons.get(("gru", "rnn", subset))
     if gr:
         point, low, high = gr
         word = "supported" if low > 0.5 else ("contradicted" if high < 0.5 else "not shown (CI includes 0.5)")
@@ -271,8 +291,9 @@ def _verdicts(
             gaps = [f"{t}: GRU IQM {iqm(scores['gru'][t]):.2f} vs RNN {iqm(scores['rnn'][t]):.2f}"
                     for t in long_tasks if t in scores["gru"] and t in scores["rnn"]]
             detail = " Long-horizon tasks (normalised): " + "; ".join(gaps) + "."
+        where = "the long-horizon tasks" if subset != "all" else "all tasks (none is marked long-horizon)"
         verdicts.append(f"**Better gradient flow than a plain RNN: {word}.** P(GRU > RNN) = {point:.2f} "
-                        f"[{low:.2f}, {high:.2f}].{detail}")
+                        f"[{low:.2f}, {high:.2f}] over {where}.{detail}")
     return verdicts or ["Not enough completed runs to judge any claim."]
 
 
