@@ -134,17 +134,21 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
         lines += [f"{meta}", ""]
     lines += [
         f"{len(ok)} completed runs ({len(failed)} failed) over {len(tasks)} tasks × {len(cores)} cores. Returns are "
-        "deterministic-policy evaluation returns at the end of training. *Normalised* return maps the best "
+        "deterministic-policy evaluation returns at the end of training; *memoryless* is the best return any policy "
+        "without memory can expect (exact for symbolic tasks). *Normalised* return maps the best "
         "memoryless policy to 0 and the optimum to 1, so tasks can be pooled. Intervals are 95% stratified "
         f"bootstrap confidence intervals ({n_resamples} resamples, runs resampled within each task).",
         "",
         "## Final return per task (IQM over seeds, 95% CI)",
         "",
-        "| task | horizon | " + " | ".join(cores) + " |",
-        "|---|---|" + "---:|" * len(cores),
+        "| task | horizon | optimal | memoryless | " + " | ".join(cores) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(cores),
     ]
     for task in tasks:
-        horizon = next((r.get("task_info", {}).get("horizon", "") for r in ok if r["task"] == task), "")
+        info = next((r.get("task_info", {}) for r in ok if r["task"] == task), {})
+        horizon = info.get("horizon") or ""
+        bounds = " | ".join("-" if info.get(key) is None else f"{info[key]:.3g}"
+                            for key in ("optimal_return", "memoryless_return"))
         cells = []
         for core in cores:
             values = raw.get(core, {}).get(task)
@@ -153,7 +157,7 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
                 continue
             point, low, high = stratified_bootstrap_ci(_iqm_of_task(task), {task: values}, n_resamples=n_resamples)
             cells.append(f"{point:.2f} [{low:.2f}, {high:.2f}] (n={len(values)})")
-        lines.append(f"| {task} | {horizon} | " + " | ".join(cells) + " |")
+        lines.append(f"| {task} | {horizon} | {bounds} | " + " | ".join(cells) + " |")
 
     lines += ["", "## Aggregate normalised IQM over tasks", "", "| core | IQM | 95% CI |", "|---|---:|---|"]
     for core in cores:
