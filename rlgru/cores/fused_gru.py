@@ -17,15 +17,13 @@ empties it.
 
 from __future__ import annotations
 
-import os
-import re
 import threading
-import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from rlgru.cores import _kernel_build
 
 __all__ = [
     "DISABLE_ENV",
@@ -39,8 +37,7 @@ __all__ = [
 
 #: set to 1 to force the pure-PyTorch path
 DISABLE_ENV = "RLGRU_DISABLE_FUSED_GRU"
-_SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_gru.cpp"
-_CFLAGS = ["-O3", "-ffp-contract=fast", "-Wno-psabi"]
+_SOURCE = _kernel_build.CSRC / "fused_gru.cpp"
 _FUSED_DTYPES = (torch.float32, torch.float64)
 #: kernel ``mode`` argument: the widest SIMD the CPU has, the generic (any-dtype) code, or AVX2 (for tests)
 _MODES = {"fused": 0, "generic": 1, "avx2": 2}
@@ -50,28 +47,16 @@ _load_state: dict[str, Any] = {"done": False, "ok": False, "error": None}
 
 
 def _extension_name() -> str:
-    # torch's extension cache keys on the source and flags but not on torch's version, whose ABI the build uses.
-    return "rlgru_fused_gru_" + re.sub(r"[^0-9A-Za-z]+", "_", torch.__version__)
+    return _kernel_build.extension_name("rlgru_fused_gru", _SOURCE)
 
 
 def _disabled() -> bool:
-    return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return _kernel_build.env_flag(DISABLE_ENV)
 
 
 def _build_and_load(verbose: bool) -> None:
     """Compile the kernel (or reuse torch's on-disk cache) and register its operators; raises on failure."""
-    if hasattr(torch.ops.rlgru_fused_gru, "forward"):
-        return
-    from torch.utils.cpp_extension import load
-
-    load(
-        name=_extension_name(),
-        sources=[str(_SOURCE)],
-        extra_cflags=_CFLAGS,
-        is_python_module=False,
-        verbose=verbose,
-    )
-    torch.ops.rlgru_fused_gru.forward  # noqa: B018 - raises if registration did not happen
+    _kernel_build.build(_extension_name(), _SOURCE, "rlgru_fused_gru", "forward", verbose)
 
 
 def load_extension(verbose: bool = False) -> bool:
@@ -79,26 +64,15 @@ def load_extension(verbose: bool = False) -> bool:
 
     Failure warns once and is remembered for the life of the process.
     """
-    if _load_state["done"]:
-        return _load_state["ok"]
-    with _lock:
-        if _load_state["done"]:
-            return _load_state["ok"]
-        ok, error = False, None
-        try:
-            _build_and_load(verbose)
-            ok = True
-        except Exception as exc:  # noqa: BLE001 - any build or load failure means "use the fallback"
-            lines = str(exc).strip().splitlines()
-            error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-            warnings.warn(
-                f"rlgru: the fused GRU kernel could not be built or loaded ({error}); "
-                f"GRU cores use PyTorch's slower nn.GRU instead. Set {DISABLE_ENV}=1 to skip the attempt.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        _load_state.update(done=True, ok=ok, error=error)
-        return ok
+    return _kernel_build.load_once(
+        _load_state,
+        _lock,
+        lambda v: _build_and_load(v),  # looked up at call time (tests replace it)
+        "fused GRU kernel",
+        "GRU cores use PyTorch's slower nn.GRU instead",
+        DISABLE_ENV,
+        verbose,
+    )
 
 
 def fused_gru_available() -> bool:

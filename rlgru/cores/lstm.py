@@ -1,10 +1,18 @@
-"""LSTM core on PyTorch's fused ``nn.LSTM``; its state packs ``h`` and ``c`` side by side as ``[h | c]``."""
+"""LSTM core; its state packs ``h`` and ``c`` side by side as ``[h | c]``. Parameters live in an ``nn.LSTM``.
+
+On CPU (float32/float64) multi-step calls run in rlgru's fused kernel (``rlgru.cores.fused_lstm``), which zeroes
+h and c per (step, env) inside the time loop, so training replays whole rollout lanes with their resets instead
+of cutting sequences at every reset (``native_resets``). Single no-grad rollout steps use ``torch.lstm_cell``,
+slightly faster than the kernel at T = 1 (``results/lstm_kernel.md``). Without the kernel (or on other devices)
+the recurrence runs in ``nn.LSTM``, split at resets.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from rlgru.cores import fused_lstm
 from rlgru.cores.base import MemoryCore, masked_mean
 
 
@@ -16,6 +24,37 @@ class LSTMCore(MemoryCore):
         super().__init__(input_size, hidden_size, n_layers)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers=n_layers)
 
+    @property
+    def native_resets(self) -> bool:  # type: ignore[override]
+        # With the kernel, a reset inside a sequence costs nothing, so the buffer need not cut sequences at resets.
+        return fused_lstm.fused_lstm_available()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor | None = None,
+        episode_starts: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 3 or (x.shape[0] == 1 and not torch.is_grad_enabled()) or not fused_lstm.fused_ok(x):
+            # Rollout steps: torch.lstm_cell (via the base class and _run) edges out the kernel at T = 1.
+            return super().forward(x, state, episode_starts)
+        if state is None:
+            state = self.initial_state(x.shape[1], x.device).to(x.dtype)
+        # The kernel zeroes h and c per (step, env) itself: no splitting at resets, no host sync to find them.
+        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
+        return fused_lstm.run_layers(x, state, self._layers(), keep)
+
+    def _layers(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        # nn.LSTM keeps (w_ih, w_hh, b_ih, b_hh) per layer in _flat_weights; named lookups cost more per step.
+        flat = getattr(self.lstm, "_flat_weights", None)
+        if flat is None or len(flat) != 4 * self.n_layers or any(w is None for w in flat):
+            return [self.layer_weights(layer) for layer in range(self.n_layers)]
+        return [tuple(flat[4 * layer : 4 * layer + 4]) for layer in range(self.n_layers)]
+
+    def layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer, in nn.LSTM's (i, f, g, o) order."""
+        return tuple(getattr(self.lstm, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
     def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h0, c0 = state.split(self.hidden_size, dim=-1)
         if x.shape[0] == 1 and not torch.is_grad_enabled():
@@ -26,10 +65,9 @@ class LSTMCore(MemoryCore):
     def _step(self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One rollout step through the cell kernel: about 3x cheaper than nn.LSTM on a length-1 sequence."""
         layer_input, states = x[0], []
+        layers = self._layers()
         for layer in range(self.n_layers):
-            # nn.LSTM keeps (w_ih, w_hh, b_ih, b_hh) per layer in _flat_weights; named lookups cost more per step.
-            weights = self.lstm._flat_weights[4 * layer : 4 * layer + 4]
-            h, c = torch.lstm_cell(layer_input, (h0[layer], c0[layer]), *weights)
+            h, c = torch.lstm_cell(layer_input, (h0[layer], c0[layer]), *layers[layer])
             states.append(torch.cat((h, c), dim=-1))
             layer_input = h
         return layer_input.unsqueeze(0), torch.stack(states)
@@ -39,8 +77,7 @@ class LSTMCore(MemoryCore):
         gates = {"input_gate": [], "forget_gate": [], "output_gate": []}
         layer_input = x
         for layer in range(self.n_layers):
-            w_ih, w_hh, b_ih, b_hh = (getattr(self.lstm, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh",
-                                                                                     "bias_ih", "bias_hh"))
+            w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
             h, c = state[layer].split(self.hidden_size, dim=-1)
             projected = layer_input @ w_ih.T + b_ih
             outputs = []
@@ -53,7 +90,9 @@ class LSTMCore(MemoryCore):
                 for name, value in (("input_gate", i), ("forget_gate", f), ("output_gate", o)):
                     gates[name].append(value)
             layer_input = torch.stack(outputs)
-        stats = {name: masked_mean(torch.stack(v).view(self.n_layers, *x.shape[:2], -1).mean(0), mask)
-                 for name, v in gates.items()}
+        stats = {
+            name: masked_mean(torch.stack(v).view(self.n_layers, *x.shape[:2], -1).mean(0), mask)
+            for name, v in gates.items()
+        }
         stats["hidden_norm"] = masked_mean(layer_input.norm(dim=-1), mask)
         return stats
