@@ -117,9 +117,9 @@ def rollout_candidates(hidden: int) -> dict[str, Callable]:
         "LSTMCore, lstm_cell": lambda: core._run(x, state * keep),
         # What LSTMCore.forward would do to send the step to the kernel (checks, keep), then the kernel alone.
         "kernel via LSTMCore dispatch": lambda: (
-            fl.fused_ok(x) and fl.run_layers(x, state, core._layers(), 1 - starts.to(x.dtype))
+            fl.fused_ok(x) and fl.run_layers(x, state, core.layers(), 1 - starts.to(x.dtype))
         ),
-        "kernel alone": lambda: fl.run_layers(x, state, core._layers(), keep[..., 0]),
+        "kernel alone": lambda: fl.run_layers(x, state, core.layers(), keep[..., 0]),
     }
 
 

@@ -221,11 +221,11 @@ def test_buffer_pool_release_keeps_live_tensors() -> None:
 def test_layer_weights_shortcut_follows_the_parameters() -> None:
     core = GRUCore(3, 5, 2)
     assert all(
-        a is b for layer in range(2) for a, b in zip(core._layers()[layer], core.layer_weights(layer), strict=True)
+        a is b for layer in range(2) for a, b in zip(core.layers()[layer], core.layer_weights(layer), strict=True)
     )
     core = core.double()
     assert all(
-        a is b for layer in range(2) for a, b in zip(core._layers()[layer], core.layer_weights(layer), strict=True)
+        a is b for layer in range(2) for a, b in zip(core.layers()[layer], core.layer_weights(layer), strict=True)
     )
 
 

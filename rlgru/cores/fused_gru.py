@@ -80,6 +80,10 @@ def fused_gru_available() -> bool:
     return not _disabled() and load_extension()
 
 
+#: the name ``KernelCore`` looks the check up by
+available = fused_gru_available
+
+
 def fused_gru_info() -> dict[str, Any]:
     """What the kernel path is using: SIMD ISA and whether big GEMMs go to oneDNN (for reports)."""
     if not fused_gru_available():

@@ -79,6 +79,10 @@ def fused_lstm_available() -> bool:
     return not _disabled() and load_extension()
 
 
+#: the name ``KernelCore`` looks the check up by
+available = fused_lstm_available
+
+
 def fused_lstm_info() -> dict[str, Any]:
     """What the kernel path is using: SIMD ISA and whether big GEMMs go to oneDNN (for reports)."""
     if not fused_lstm_available():

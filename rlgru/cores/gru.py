@@ -10,55 +10,24 @@ import torch
 from torch import nn
 
 from rlgru.cores import fused_gru
-from rlgru.cores.base import MemoryCore, masked_mean
+from rlgru.cores.base import masked_mean
+from rlgru.cores.kernel_core import KernelCore
 
 
-class GRUCore(MemoryCore):
+class GRUCore(KernelCore):
     kind = "gru"
+    kernel = fused_gru
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__(input_size, hidden_size, n_layers)
         self.gru = nn.GRU(input_size, hidden_size, num_layers=n_layers)
 
     @property
-    def native_resets(self) -> bool:  # type: ignore[override]
-        # With the kernel, a reset inside a sequence costs nothing, so the buffer need not cut sequences at resets.
-        return fused_gru.fused_gru_available()
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        episode_starts: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() != 3 or not self._fused(x):
-            return super().forward(x, state, episode_starts)
-        if state is None:
-            state = self.initial_state(x.shape[1], x.device).to(x.dtype)
-        # The kernel zeroes h_prev per (step, env) itself: no splitting at resets, no host sync to find them.
-        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
-        return fused_gru.run_layers(x, state, self._layers(), keep)
+    def rnn(self) -> nn.GRU:  # type: ignore[override]
+        return self.gru
 
     def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._fused(x):
-            return fused_gru.run_layers(x, state, self._layers(), None)
         return self.gru(x, state.contiguous())
-
-    @staticmethod
-    def _fused(x: torch.Tensor) -> bool:
-        return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and fused_gru.fused_gru_available()
-
-    def _layers(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        # nn.GRU keeps its parameters in this list, in layer_weights' order; reading it is ~10x cheaper than
-        # four nn.Module attribute lookups per layer, which shows in single-step rollouts.
-        flat = getattr(self.gru, "_flat_weights", None)
-        if flat is None or len(flat) != 4 * self.n_layers or any(w is None for w in flat):
-            return [self.layer_weights(layer) for layer in range(self.n_layers)]
-        return [tuple(flat[4 * layer : 4 * layer + 4]) for layer in range(self.n_layers)]
-
-    def layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer, in nn.GRU's (reset, update, new) order."""
-        return tuple(getattr(self.gru, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     @torch.no_grad()
     def diagnose(self, x: torch.Tensor, state: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, float]:

@@ -13,47 +13,26 @@ import torch
 from torch import nn
 
 from rlgru.cores import fused_lstm
-from rlgru.cores.base import MemoryCore, masked_mean
+from rlgru.cores.base import masked_mean
+from rlgru.cores.kernel_core import KernelCore
 
 
-class LSTMCore(MemoryCore):
+class LSTMCore(KernelCore):
     kind = "lstm"
     state_multiplier = 2
+    kernel = fused_lstm
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__(input_size, hidden_size, n_layers)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers=n_layers)
 
     @property
-    def native_resets(self) -> bool:  # type: ignore[override]
-        # With the kernel, a reset inside a sequence costs nothing, so the buffer need not cut sequences at resets.
-        return fused_lstm.fused_lstm_available()
+    def rnn(self) -> nn.LSTM:  # type: ignore[override]
+        return self.lstm
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        episode_starts: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() != 3 or (x.shape[0] == 1 and not torch.is_grad_enabled()) or not fused_lstm.fused_ok(x):
-            # Rollout steps: torch.lstm_cell (via the base class and _run) edges out the kernel at T = 1.
-            return super().forward(x, state, episode_starts)
-        if state is None:
-            state = self.initial_state(x.shape[1], x.device).to(x.dtype)
-        # The kernel zeroes h and c per (step, env) itself: no splitting at resets, no host sync to find them.
-        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
-        return fused_lstm.run_layers(x, state, self._layers(), keep)
-
-    def _layers(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        # nn.LSTM keeps (w_ih, w_hh, b_ih, b_hh) per layer in _flat_weights; named lookups cost more per step.
-        flat = getattr(self.lstm, "_flat_weights", None)
-        if flat is None or len(flat) != 4 * self.n_layers or any(w is None for w in flat):
-            return [self.layer_weights(layer) for layer in range(self.n_layers)]
-        return [tuple(flat[4 * layer : 4 * layer + 4]) for layer in range(self.n_layers)]
-
-    def layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer, in nn.LSTM's (i, f, g, o) order."""
-        return tuple(getattr(self.lstm, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    def uses_kernel(self, x: torch.Tensor) -> bool:
+        # Rollout steps (T = 1, no grad): torch.lstm_cell, via the base class and _run, edges out the kernel.
+        return not (x.shape[0] == 1 and not torch.is_grad_enabled()) and super().uses_kernel(x)
 
     def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h0, c0 = state.split(self.hidden_size, dim=-1)
@@ -65,7 +44,7 @@ class LSTMCore(MemoryCore):
     def _step(self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One rollout step through the cell kernel: about 3x cheaper than nn.LSTM on a length-1 sequence."""
         layer_input, states = x[0], []
-        layers = self._layers()
+        layers = self.layers()
         for layer in range(self.n_layers):
             h, c = torch.lstm_cell(layer_input, (h0[layer], c0[layer]), *layers[layer])
             states.append(torch.cat((h, c), dim=-1))
