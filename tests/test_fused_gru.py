@@ -250,9 +250,9 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch
     def broken(verbose: bool) -> None:
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fg, "_build_and_load", broken)
+    monkeypatch.setattr(fg.KERNEL, "build_and_load", broken)
     for key, value in {"done": False, "ok": False, "error": None}.items():
-        monkeypatch.setitem(fg._load_state, key, value)
+        monkeypatch.setitem(fg.KERNEL.state, key, value)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         assert not fg.fused_gru_available()
     with warnings.catch_warnings():

@@ -261,9 +261,9 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch: pytest.MonkeyPatch
     def broken(verbose: bool) -> None:
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(fl, "_build_and_load", broken)
+    monkeypatch.setattr(fl.KERNEL, "build_and_load", broken)
     for key, value in {"done": False, "ok": False, "error": None}.items():
-        monkeypatch.setitem(fl._load_state, key, value)
+        monkeypatch.setitem(fl.KERNEL.state, key, value)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         assert not fl.fused_lstm_available()
     with warnings.catch_warnings():

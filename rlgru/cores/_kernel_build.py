@@ -92,3 +92,51 @@ def load_once(
             )
         state.update(done=True, ok=ok, error=error)
         return ok
+
+
+class CompiledKernel:
+    """One C++ kernel of ``csrc/``: built and loaded at most once per process, with an opt-out variable.
+
+    ``what`` names it in the warning a failed build gives and ``consequence`` says what happens instead.
+    """
+
+    def __init__(self, prefix: str, source: Path, disable_env: str, what: str, consequence: str) -> None:
+        self.prefix = prefix  # also the torch.ops namespace the kernel registers
+        self.source = source
+        self.disable_env = disable_env
+        self.what = what
+        self.consequence = consequence
+        self.state: dict[str, Any] = {"done": False, "ok": False, "error": None}
+        self._lock = threading.Lock()
+
+    @property
+    def ops(self) -> Any:
+        return getattr(torch.ops, self.prefix)
+
+    def disabled(self) -> bool:
+        return env_flag(self.disable_env)
+
+    def build_and_load(self, verbose: bool) -> None:
+        """Compile the kernel (or reuse torch's on-disk cache) and register its operators; raises on failure."""
+        build(extension_name(self.prefix, self.source), self.source, self.prefix, "forward", verbose)
+
+    def load(self, verbose: bool = False) -> bool:
+        """Compile (first time only) and load; returns whether it is usable. Failure warns once, and is remembered."""
+        return load_once(self.state, self._lock, lambda v: self.build_and_load(v),  # looked up per call (tests)
+                         self.what, self.consequence, self.disable_env, verbose)
+
+    def available(self) -> bool:
+        """Whether cores will use the kernel (compiling it on first call)."""
+        return not self.disabled() and self.load()
+
+    def info(self) -> dict[str, Any]:
+        """What the kernel path is using: SIMD ISA and whether big GEMMs go to oneDNN (for reports)."""
+        if not self.available():
+            return {"available": False, "disabled": self.disabled(), "error": self.state["error"]}
+        return {"available": True, "isa": self.ops.isa(), "onednn_gemm": self.ops.onednn_gemm()}
+
+    def release_cached_memory(self) -> None:
+        """Free the kernel's pooled buffers that no tensor uses any more."""
+        if self.state["ok"]:
+            self.ops.release_cached_memory()
+

@@ -17,7 +17,6 @@ empties it.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import torch
@@ -37,65 +36,32 @@ __all__ = [
 
 #: set to 1 to force the pure-PyTorch path
 DISABLE_ENV = "RLGRU_DISABLE_FUSED_GRU"
-_SOURCE = _kernel_build.CSRC / "fused_gru.cpp"
 _FUSED_DTYPES = (torch.float32, torch.float64)
 #: kernel ``mode`` argument: the widest SIMD the CPU has, the generic (any-dtype) code, or AVX2 (for tests)
 _MODES = {"fused": 0, "generic": 1, "avx2": 2}
 
-_lock = threading.Lock()
-_load_state: dict[str, Any] = {"done": False, "ok": False, "error": None}
-
-
-def _extension_name() -> str:
-    return _kernel_build.extension_name("rlgru_fused_gru", _SOURCE)
-
-
-def _disabled() -> bool:
-    return _kernel_build.env_flag(DISABLE_ENV)
-
-
-def _build_and_load(verbose: bool) -> None:
-    """Compile the kernel (or reuse torch's on-disk cache) and register its operators; raises on failure."""
-    _kernel_build.build(_extension_name(), _SOURCE, "rlgru_fused_gru", "forward", verbose)
-
+KERNEL = _kernel_build.CompiledKernel(
+    "rlgru_fused_gru",
+    _kernel_build.CSRC / "fused_gru.cpp",
+    DISABLE_ENV,
+    "fused GRU kernel",
+    "GRU cores use PyTorch's slower nn.GRU instead",
+)
 
 def load_extension(verbose: bool = False) -> bool:
-    """Compile (first time only) and load the kernel; returns whether it is usable. Thread-safe, runs once.
-
-    Failure warns once and is remembered for the life of the process.
-    """
-    return _kernel_build.load_once(
-        _load_state,
-        _lock,
-        lambda v: _build_and_load(v),  # looked up at call time (tests replace it)
-        "fused GRU kernel",
-        "GRU cores use PyTorch's slower nn.GRU instead",
-        DISABLE_ENV,
-        verbose,
-    )
+    """Compile (first time only) and load the kernel; returns whether it is usable. Thread-safe, runs once."""
+    return KERNEL.load(verbose)
 
 
 def fused_gru_available() -> bool:
     """Whether GRU cores will use the compiled kernel (compiling it on first call)."""
-    return not _disabled() and load_extension()
+    return KERNEL.available()
 
 
 #: the name ``KernelCore`` looks the check up by
 available = fused_gru_available
-
-
-def fused_gru_info() -> dict[str, Any]:
-    """What the kernel path is using: SIMD ISA and whether big GEMMs go to oneDNN (for reports)."""
-    if not fused_gru_available():
-        return {"available": False, "disabled": _disabled(), "error": _load_state["error"]}
-    ops = torch.ops.rlgru_fused_gru
-    return {"available": True, "isa": ops.isa(), "onednn_gemm": ops.onednn_gemm()}
-
-
-def release_cached_memory() -> None:
-    """Free the kernel's pooled buffers that no tensor uses any more."""
-    if _load_state["ok"]:
-        torch.ops.rlgru_fused_gru.release_cached_memory()
+fused_gru_info = KERNEL.info
+release_cached_memory = KERNEL.release_cached_memory
 
 
 def _fused_ok(x: torch.Tensor) -> bool:
@@ -209,7 +175,7 @@ def gru_layer(
     if implementation not in _MODES:
         raise ValueError(f"implementation must be auto, fused, generic, avx2 or torch, got {implementation!r}")
     if not load_extension():
-        raise RuntimeError(f"the fused GRU kernel is unavailable: {_load_state['error']}")
+        raise RuntimeError(f"the fused GRU kernel is unavailable: {KERNEL.state['error']}")
     return _fused_layer(x, h0, weights, keep, _MODES[implementation])
 
 

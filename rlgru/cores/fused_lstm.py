@@ -14,7 +14,6 @@ happen. Big buffers are pooled as in the GRU kernel; ``release_cached_memory()``
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import torch
@@ -34,67 +33,35 @@ __all__ = [
 
 #: set to 1 to force the pure-PyTorch path
 DISABLE_ENV = "RLGRU_DISABLE_FUSED_LSTM"
-_SOURCE = _kernel_build.CSRC / "fused_lstm.cpp"
 _FUSED_DTYPES = (torch.float32, torch.float64)
 #: kernel ``mode`` argument: the widest SIMD the CPU has, the generic (any-dtype) code, or AVX2 (for tests)
 _MODES = {"fused": 0, "generic": 1, "avx2": 2}
 
-_lock = threading.Lock()
-_load_state: dict[str, Any] = {"done": False, "ok": False, "error": None}
+KERNEL = _kernel_build.CompiledKernel(
+    "rlgru_fused_lstm",
+    _kernel_build.CSRC / "fused_lstm.cpp",
+    DISABLE_ENV,
+    "fused LSTM kernel",
+    "LSTM cores cut training sequences at resets and use nn.LSTM instead",
+)
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _extension_name() -> str:
-    return _kernel_build.extension_name("rlgru_fused_lstm", _SOURCE)
-
-
-def _disabled() -> bool:
-    return _kernel_build.env_flag(DISABLE_ENV)
-
-
-def _build_and_load(verbose: bool) -> None:
-    """Compile the kernel (or reuse torch's on-disk cache) and register its operators; raises on failure."""
-    _kernel_build.build(_extension_name(), _SOURCE, "rlgru_fused_lstm", "forward", verbose)
-
-
 def load_extension(verbose: bool = False) -> bool:
-    """Compile (first time only) and load the kernel; returns whether it is usable. Thread-safe, runs once.
-
-    Failure warns once and is remembered for the life of the process.
-    """
-    return _kernel_build.load_once(
-        _load_state,
-        _lock,
-        lambda v: _build_and_load(v),  # looked up at call time (tests replace it)
-        "fused LSTM kernel",
-        "LSTM cores cut training sequences at resets and use nn.LSTM instead",
-        DISABLE_ENV,
-        verbose,
-    )
+    """Compile (first time only) and load the kernel; returns whether it is usable. Thread-safe, runs once."""
+    return KERNEL.load(verbose)
 
 
 def fused_lstm_available() -> bool:
     """Whether LSTM cores will use the compiled kernel (compiling it on first call)."""
-    return not _disabled() and load_extension()
+    return KERNEL.available()
 
 
 #: the name ``KernelCore`` looks the check up by
 available = fused_lstm_available
-
-
-def fused_lstm_info() -> dict[str, Any]:
-    """What the kernel path is using: SIMD ISA and whether big GEMMs go to oneDNN (for reports)."""
-    if not fused_lstm_available():
-        return {"available": False, "disabled": _disabled(), "error": _load_state["error"]}
-    ops = torch.ops.rlgru_fused_lstm
-    return {"available": True, "isa": ops.isa(), "onednn_gemm": ops.onednn_gemm()}
-
-
-def release_cached_memory() -> None:
-    """Free the kernel's pooled buffers that no tensor uses any more."""
-    if _load_state["ok"]:
-        torch.ops.rlgru_fused_lstm.release_cached_memory()
+fused_lstm_info = KERNEL.info
+release_cached_memory = KERNEL.release_cached_memory
 
 
 def fused_ok(x: torch.Tensor) -> bool:
@@ -231,7 +198,7 @@ def lstm_layer(
     if implementation not in _MODES:
         raise ValueError(f"implementation must be auto, fused, generic, avx2 or torch, got {implementation!r}")
     if not load_extension():
-        raise RuntimeError(f"the fused LSTM kernel is unavailable: {_load_state['error']}")
+        raise RuntimeError(f"the fused LSTM kernel is unavailable: {KERNEL.state['error']}")
     return _fused_layer(x, h0, c0, weights, keep, _MODES[implementation])
 
 
