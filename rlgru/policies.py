@@ -231,10 +231,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             out, new_state = core(features.unsqueeze(0), state)
             return out.squeeze(0), new_state
         mask, index = grid
-        n_cells = mask.numel()
-        padded = features.new_zeros((n_cells, features.shape[-1])).index_copy(0, index, features)
-        out, new_state = core(padded.view(*mask.shape, -1), state, resets)
-        return out.reshape(n_cells, -1).index_select(0, index), new_state
+        out, new_state = core(_to_grid(features, mask, index), state, resets)
+        return out.reshape(mask.numel(), -1).index_select(0, index), new_state
 
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
@@ -320,17 +318,22 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------------------------------- diagnostics
     @th.no_grad()
-    def memory_diagnostics(self, obs: PyTorchObs, state: th.Tensor, mask: th.Tensor) -> dict[str, float]:
-        """Gate activations and hidden-state norm of the actor core over a sequence minibatch (for TensorBoard).
-
-        Resets inside lanes are ignored here: a diagnostic average, not a replay.
-        """
+    def memory_diagnostics(
+        self, obs: PyTorchObs, state: th.Tensor, mask: th.Tensor, resets: th.Tensor | None = None
+    ) -> dict[str, float]:
+        """Gate activations and hidden-state norm of the actor core over a sequence minibatch (for TensorBoard),
+        with the state zeroed where the rollout zeroed it."""
         features = self.extract_features(obs)
         pi_features = features[0] if isinstance(features, tuple) else features
-        grid = pi_features.new_zeros((*mask.shape, pi_features.shape[-1]))
-        grid[mask] = pi_features
         actor_state, _ = self._split_state(state)
-        return self.actor_core.diagnose(grid, actor_state, mask)
+        padded = _to_grid(pi_features, mask, mask.flatten().nonzero().squeeze(1))
+        return self.actor_core.diagnose(padded, actor_state, mask, resets)
+
+
+def _to_grid(features: th.Tensor, mask: th.Tensor, index: th.Tensor) -> th.Tensor:
+    """Per-sample features ``[N, F]`` scattered into the padded time-major grid ``[T, n_seq, F]`` of ``mask``."""
+    padded = features.new_zeros((mask.numel(), features.shape[-1])).index_copy(0, index, features)
+    return padded.view(*mask.shape, -1)
 
 
 def _batch_size(obs: PyTorchObs) -> int:

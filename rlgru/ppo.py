@@ -324,7 +324,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
 
     def _log_memory_diagnostics(self, batch: SequenceBatch) -> None:
         """Gate activations and hidden-state norm on one minibatch, as ``memory/*`` scalars."""
-        stats = self.policy.memory_diagnostics(batch.observations, batch.initial_states, batch.mask)
+        stats = self.policy.memory_diagnostics(batch.observations, batch.initial_states, batch.mask, batch.resets)
         for name, value in stats.items():
             self.logger.record(f"memory/{name}", value)
 

@@ -70,3 +70,17 @@ def test_bad_core_arguments_fail_clearly() -> None:
         make_core("gru", 3, 0)
     with pytest.raises(ValueError, match=r"\[T, B, 3\]"):
         make_core("gru", 3, 4)(torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("kind", sorted(CORES))
+def test_diagnostics_zero_the_state_where_episodes_start(kind: str) -> None:
+    """Training replays lanes with resets inside; the logged hidden norm must be that of the replayed states."""
+    core = make_core(kind, 3, 6, 2)
+    x, state = torch.randn(6, 3, 3), torch.randn(2, 3, core.state_size)
+    starts = torch.zeros(6, 3)
+    starts[2, 0] = starts[4, 1] = 1
+    with torch.no_grad():
+        out, _ = core(x, state, starts)
+    stats = core.diagnose(x, state, None, starts)
+    assert stats["hidden_norm"] == pytest.approx(float(out.norm(dim=-1).mean()), rel=1e-5)
+    assert stats["hidden_norm"] != pytest.approx(core.diagnose(x, state)["hidden_norm"], rel=1e-3)

@@ -22,7 +22,7 @@ import torch
 
 from rlgru.bench.suite import RunSpec
 from rlgru.harness.agent import load_agent
-from rlgru.harness.config import config_to_dict, differing_keys
+from rlgru.harness.config import config_to_dict, differing_keys, read_yaml_mapping
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.references import task_reference
 from rlgru.harness.run_dir import RunDir
@@ -106,10 +106,7 @@ def config_mismatch(run: RunDir, spec: RunSpec) -> list[str]:
     """Key paths where a run directory's config differs from what the suite asks for now (empty: same run)."""
     if not run.config.is_file():
         return []
-    import yaml
-
-    saved = yaml.safe_load(run.config.read_text()) or {}
-    return differing_keys(saved, config_to_dict(spec.config))
+    return differing_keys(read_yaml_mapping(run.config), config_to_dict(spec.config))
 
 
 def _identity(spec: RunSpec) -> dict[str, Any]:

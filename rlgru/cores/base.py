@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
 
 class MemoryCore(nn.Module):
     """Base class: handles zero initial states and episode-start resets; subclasses run the recurrence.
@@ -25,6 +27,8 @@ class MemoryCore(nn.Module):
     #: True when resets inside a sequence cost nothing extra: training then replays whole rollout lanes with
     #: their resets instead of cutting (and padding) sequences at every reset.
     native_resets: bool = False
+    #: the PyTorch RNN module holding the weights (nn.GRU / nn.LSTM / nn.RNN), set by subclasses
+    rnn: nn.RNNBase
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__()
@@ -81,18 +85,41 @@ class MemoryCore(nn.Module):
         """Run the recurrence over ``x`` with no resets."""
         raise NotImplementedError
 
+    def layers(self) -> list[Weights]:
+        """Every layer's ``(weight_ih, weight_hh, bias_ih, bias_hh)`` of the PyTorch module ``self.rnn``."""
+        # PyTorch's RNN modules keep their parameters in this list, in layer_weights' order; reading it is ~10x
+        # cheaper than four nn.Module attribute lookups per layer, which shows in single-step rollouts.
+        flat = getattr(self.rnn, "_flat_weights", None)
+        if flat is None or len(flat) != 4 * self.n_layers or any(w is None for w in flat):
+            return [self.layer_weights(layer) for layer in range(self.n_layers)]
+        return [tuple(flat[4 * layer : 4 * layer + 4]) for layer in range(self.n_layers)]
+
+    def layer_weights(self, layer: int) -> Weights:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer, in PyTorch's gate order."""
+        return tuple(getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
     @torch.no_grad()
-    def diagnose(self, x: torch.Tensor, state: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, float]:
-        """Mean gate activations and hidden-state norm over a reset-free sequence (for TensorBoard).
+    def diagnose(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        episode_starts: torch.Tensor | None = None,
+    ) -> dict[str, float]:
+        """Mean gate activations and hidden-state norm over a sequence batch (for TensorBoard).
 
-        ``mask`` ``[T, B]`` marks valid (non-padding) steps.
+        ``mask`` ``[T, B]`` marks valid (non-padding) steps; ``episode_starts`` as in ``forward``.
         """
-        out, _ = self._run(x, state)
-        norms = out.norm(dim=-1)
-        return {"hidden_norm": _masked_mean(norms, mask)}
+        out, _ = self(x, state, episode_starts)
+        return {"hidden_norm": masked_mean(out.norm(dim=-1), mask)}
 
 
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:
+def keep_mask(episode_starts: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """``[T, B, 1]``: 0 where the state is zeroed before a step, for per-step loops that apply resets."""
+    return None if episode_starts is None else (1 - episode_starts.to(like.dtype)).unsqueeze(-1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:
     if mask is None:
         return float(values.mean())
     mask = mask.to(values.dtype)
@@ -100,6 +127,3 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:
         mask = mask.unsqueeze(-1)
     mask = mask.expand_as(values)
     return float((values * mask).sum() / mask.sum().clamp_min(1.0))
-
-
-masked_mean = _masked_mean

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rlgru.cores import fused_gru
-from rlgru.cores.base import masked_mean
+from rlgru.cores.base import keep_mask, masked_mean
 from rlgru.cores.kernel_core import KernelCore
 
 
@@ -30,8 +30,15 @@ class GRUCore(KernelCore):
         return self.gru(x, state.contiguous())
 
     @torch.no_grad()
-    def diagnose(self, x: torch.Tensor, state: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, float]:
+    def diagnose(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        episode_starts: torch.Tensor | None = None,
+    ) -> dict[str, float]:
         update, reset = [], []
+        keep = keep_mask(episode_starts, x)
         layer_input = x
         for layer in range(self.n_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
@@ -39,6 +46,8 @@ class GRUCore(KernelCore):
             projected = layer_input @ w_ih.T + b_ih
             outputs = []
             for t in range(x.shape[0]):
+                if keep is not None:
+                    h = h * keep[t]
                 gx_r, gx_z, gx_n = projected[t].chunk(3, dim=-1)
                 gh_r, gh_z, gh_n = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
                 r = (gx_r + gh_r).sigmoid()

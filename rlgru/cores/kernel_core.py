@@ -11,19 +11,16 @@ from __future__ import annotations
 from types import ModuleType
 
 import torch
-from torch import nn
 
 from rlgru.cores.base import MemoryCore
 
-Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 class KernelCore(MemoryCore):
-    """Subclasses set ``kernel`` (a module with ``available()`` and ``run_layers``) and ``rnn`` (their module)."""
+    """Subclasses set ``kernel``: a module with ``available()`` and ``run_layers``."""
 
     kernel: ModuleType
-    rnn: nn.RNNBase
 
     @property
     def native_resets(self) -> bool:  # type: ignore[override]
@@ -47,18 +44,5 @@ class KernelCore(MemoryCore):
         """Whether inputs like ``x`` (device, dtype, shape) go through the kernel."""
         return x.device.type == "cpu" and x.dtype in KERNEL_DTYPES and self.kernel.available()
 
-    def layers(self) -> list[Weights]:
-        """Every layer's ``(weight_ih, weight_hh, bias_ih, bias_hh)``, in PyTorch's gate order."""
-        # PyTorch's RNN modules keep their parameters in this list, in layer_weights' order; reading it is ~10x
-        # cheaper than four nn.Module attribute lookups per layer, which shows in single-step rollouts.
-        flat = getattr(self.rnn, "_flat_weights", None)
-        if flat is None or len(flat) != 4 * self.n_layers or any(w is None for w in flat):
-            return [self.layer_weights(layer) for layer in range(self.n_layers)]
-        return [tuple(flat[4 * layer : 4 * layer + 4]) for layer in range(self.n_layers)]
 
-    def layer_weights(self, layer: int) -> Weights:
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer."""
-        return tuple(getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-
-
-__all__ = ["KERNEL_DTYPES", "KernelCore", "Weights"]
+__all__ = ["KERNEL_DTYPES", "KernelCore"]

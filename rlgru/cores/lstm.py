@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from rlgru.cores import fused_lstm
-from rlgru.cores.base import masked_mean
+from rlgru.cores.base import keep_mask, masked_mean
 from rlgru.cores.kernel_core import KernelCore
 
 
@@ -52,8 +52,15 @@ class LSTMCore(KernelCore):
         return layer_input.unsqueeze(0), torch.stack(states)
 
     @torch.no_grad()
-    def diagnose(self, x: torch.Tensor, state: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, float]:
+    def diagnose(
+        self,
+        x: torch.Tensor,
+        state: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        episode_starts: torch.Tensor | None = None,
+    ) -> dict[str, float]:
         gates = {"input_gate": [], "forget_gate": [], "output_gate": []}
+        keep = keep_mask(episode_starts, x)
         layer_input = x
         for layer in range(self.n_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
@@ -61,6 +68,8 @@ class LSTMCore(KernelCore):
             projected = layer_input @ w_ih.T + b_ih
             outputs = []
             for t in range(x.shape[0]):
+                if keep is not None:
+                    h, c = h * keep[t], c * keep[t]
                 i, f, g, o = (projected[t] + h @ w_hh.T + b_hh).chunk(4, dim=-1)
                 i, f, o = i.sigmoid(), f.sigmoid(), o.sigmoid()
                 c = f * c + i * g.tanh()

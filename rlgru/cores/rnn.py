@@ -23,8 +23,7 @@ class RNNCore(MemoryCore):
     def _step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One rollout step through the cell kernel, cheaper than nn.RNN on a length-1 sequence."""
         layer_input, states = x[0], []
-        for layer in range(self.n_layers):
-            weights = self.rnn._flat_weights[4 * layer : 4 * layer + 4]  # (w_ih, w_hh, b_ih, b_hh)
+        for layer, weights in enumerate(self.layers()):
             layer_input = torch.rnn_tanh_cell(layer_input, state[layer], *weights)
             states.append(layer_input)
         return layer_input.unsqueeze(0), torch.stack(states)

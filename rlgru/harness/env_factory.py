@@ -41,8 +41,10 @@ class EnvSpec:
         return cls(env.id, dict(env.env_kwargs), tuple((w.name, dict(w.kwargs)) for w in env.wrappers))
 
     def make_base(self, **make_kwargs: Any) -> gym.Env:
-        """The env before wrappers (``make_vec_env`` calls this in each worker, then adds a ``Monitor``)."""
-        _register_rlgru_tasks()  # a fresh subprocess has not imported envs yet
+        """The env before wrappers (``make_vec_env`` calls this in each worker, then adds a ``Monitor``).
+
+        A subprocess worker unpickling this spec imports ``rlgru``, which registers the ``rlgru/`` ids.
+        """
         constructor = _entry_point(self.env_id)
         kwargs = {**self.env_kwargs, **make_kwargs}
         return constructor(**kwargs) if constructor is not None else gym.make(self.env_id, **kwargs)
@@ -52,14 +54,6 @@ class EnvSpec:
         for name, wrapper_kwargs in self.wrappers:
             env = resolve_wrapper(name)(env, **wrapper_kwargs)
         return env
-
-
-def _register_rlgru_tasks() -> None:
-    try:
-        import envs  # noqa: F401  (registers the rlgru/ ids)
-    except ModuleNotFoundError as error:  # pragma: no cover - rlgru without its task suite
-        if error.name != "envs":
-            raise
 
 
 def _import_attribute(target: str) -> Any:
@@ -82,7 +76,6 @@ def _entry_point(env_id: str) -> Callable[..., gym.Env] | None:
 
 def check_env_id(env_id: str, where: str = "env.id") -> None:
     """Fail with a helpful message (close matches) unless ``env_id`` names a registered id or an entry point."""
-    _register_rlgru_tasks()
     if ":" in env_id:
         module_name, _, attribute = env_id.partition(":")
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rlgru.bench.report import write_report
+from rlgru.bench.suite import load_suite
 from rlgru.bench.sweep import plan, run_sweep
 from rlgru.harness.progress import show_progress
 
@@ -23,8 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlgru.bench.suite import load_suite
-
     suite = load_suite(args.suite)
     out_dir = args.out or Path("results") / suite.name
     runs, pending = plan(args.suite, out_dir)
