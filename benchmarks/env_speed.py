@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_name
 
 try:
     import envs
@@ -43,16 +44,6 @@ def steps_per_second(spec: envs.TaskSpec, level: str, steps: int, repeats: int, 
         rates.append(steps / (time.perf_counter() - start))
     env.close()
     return statistics.median(rates)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def markdown_table(rows: dict[str, dict[str, float]], steps: int, repeats: int) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from machine import cpu_name
 from torch import nn
 
 from rlgru.cores import GRUCore
@@ -136,14 +137,6 @@ def compile_times() -> dict[str, object]:
             results[label] = report
             results[f"{label}_stdout_stderr_lines"] = len((run.stderr + run.stdout).strip().splitlines()) - 1
     return results
-
-
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def fmt_ms(seconds: float) -> str:

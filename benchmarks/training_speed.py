@@ -4,24 +4,27 @@ Task: velocity-masked CartPole with rl-zoo3's ``ppo_lstm`` settings for CartPole
 one process, one torch thread, alternating chunks so machine noise hits all of them alike; we report medians.
 
     python benchmarks/training_speed.py --mode speed --repeats 5 --out results/training_speed.md
-    python benchmarks/training_speed.py --mode learn --seeds 0 1 2 3 4 --timesteps 100000 --workers 2 \
-        --out results/learning_cartpole_novel.md
+    python benchmarks/training_speed.py --mode learn --seeds 0 1 2 3 4 5 6 7 8 9 --timesteps 100000 \
+        --eval-episodes 100 --workers 2 --algorithms rlgru-gru rlgru-lstm sb3-contrib-lstm \
+        --log results/learning_cartpole_novel.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
+from machine import cpu_name
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
@@ -91,7 +94,8 @@ def train_and_evaluate(job: tuple[str, int, int, int]) -> dict[str, Any]:
     wall = time.perf_counter() - start
     eval_env = make_vec_env(ENV_ID, n_envs=1, seed=10_000 + seed)
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True)
-    return {"algorithm": name, "seed": seed, "mean": float(mean), "std": float(std), "wall": wall}
+    return {"algorithm": name, "seed": seed, "timesteps": timesteps, "eval_episodes": eval_episodes,
+            "mean": float(mean), "std": float(std), "wall": wall}
 
 
 def speed_report(rates: dict[str, list[float]], chunk_steps: int) -> str:
@@ -129,29 +133,65 @@ def learning_report(results: list[dict[str, Any]], timesteps: int, eval_episodes
         cells = " | ".join(f"{m:.0f}" for m in means)
         wall = statistics.median(r["wall"] for r in rows)
         lines.append(f"| {name} | {cells} | {np.mean(means):.0f} ± {np.std(means):.0f} | {wall:.0f} |")
+    lines += paired_differences(results)
     return "\n".join(lines) + "\n"
 
 
+def paired_differences(results: list[dict[str, Any]], reference: str = "sb3-contrib-lstm") -> list[str]:
+    """Seed-paired differences from the reference, with a 95% bootstrap CI over seeds.
+
+    With one seed, rlgru's LSTM policy starts from sb3-contrib's initial weights and sees the same first rollout,
+    so pairing by seed removes the initialisation part of the seed-to-seed spread.
+    """
+    by_name: dict[str, dict[int, float]] = {}
+    for r in results:
+        by_name.setdefault(r["algorithm"], {})[r["seed"]] = r["mean"]
+    if reference not in by_name or len(by_name) < 2:
+        return []
+    rng = np.random.default_rng(0)
+    lines = ["", f"Seed-paired difference from {reference} (95% bootstrap CI over seeds, 10,000 resamples):", "",
+             "| algorithm | seeds | mean difference | 95% CI | seeds ahead / behind |", "|---|---:|---:|---|---:|"]
+    for name, scores in by_name.items():
+        seeds = sorted(set(scores) & set(by_name[reference]))
+        if name == reference or not seeds:
+            continue
+        diffs = np.array([scores[s] - by_name[reference][s] for s in seeds])
+        boot = rng.choice(diffs, size=(10_000, len(diffs))).mean(axis=1)
+        low, high = np.percentile(boot, [2.5, 97.5])
+        lines.append(f"| {name} | {len(seeds)} | {diffs.mean():+.0f} | [{low:+.0f}, {high:+.0f}] | "
+                     f"{int((diffs > 0).sum())} / {int((diffs < 0).sum())} |")
+    return lines
+
+
 def machine() -> str:
-    return f"Machine: {platform.processor() or platform.machine()}, torch {th.__version__}, {_cpu_model()}."
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    return f"Machine: {platform.processor() or platform.machine()}, torch {th.__version__}, {cpu_name()}."
 
 
 def run_parallel(jobs: list[tuple[str, int, int, int]], workers: int,
-                 fn: Callable[[tuple[str, int, int, int]], dict[str, Any]]) -> list[dict[str, Any]]:
+                 fn: Callable[[tuple[str, int, int, int]], dict[str, Any]],
+                 log: Path | None = None) -> list[dict[str, Any]]:
+    """Run the jobs; with ``log``, append each result as a JSON line and skip jobs the log already holds, so an
+    interrupted hour-long run resumes where it stopped."""
+    done = [json.loads(line) for line in log.read_text().splitlines() if line] if log and log.exists() else []
+    finished = {(r["algorithm"], r["seed"], r["timesteps"], r["eval_episodes"]) for r in done}
+    pending = [job for job in jobs if job not in finished]
+    results = [r for r in done if (r["algorithm"], r["seed"], r["timesteps"], r["eval_episodes"]) in set(jobs)]
+
+    def record(result: dict[str, Any]) -> None:
+        results.append(result)
+        if log:
+            with log.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+
     if workers <= 1:
-        return [fn(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, jobs))
+        for job in pending:
+            record(fn(job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for future in as_completed([pool.submit(fn, job) for job in pending]):
+                record(future.result())
+    order = {job: i for i, job in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[(r["algorithm"], r["seed"], r["timesteps"], r["eval_episodes"])])
 
 
 def main() -> None:
@@ -162,9 +202,11 @@ def main() -> None:
     parser.add_argument("--chunk-steps", type=int, default=4096)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--timesteps", type=int, default=100_000)
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="learn mode: JSON-lines file of finished runs; runs already in it are not repeated")
     args = parser.parse_args()
     th.set_num_threads(1)
     gym.logger.min_level = 40
@@ -174,7 +216,7 @@ def main() -> None:
     else:
         names = [n for n in args.algorithms if n != "sb3-ppo-mlp"]  # a memoryless agent is not a learning peer
         jobs = [(name, seed, args.timesteps, args.eval_episodes) for seed in args.seeds for name in names]
-        results = run_parallel(jobs, args.workers, train_and_evaluate)
+        results = run_parallel(jobs, args.workers, train_and_evaluate, args.log)
         report = learning_report(results, args.timesteps, args.eval_episodes)
     print(report)
     if args.out:

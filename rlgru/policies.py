@@ -57,10 +57,13 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
     :param hidden_size: width of each core (sb3-contrib's ``lstm_hidden_size``).
     :param n_layers: stacked recurrent layers per core.
-    :param shared_core: one core for actor and critic, trained by both losses; otherwise each has its own
+    :param shared_core: one core for actor and critic (see ``critic_trains_core``); otherwise each has its own
         (sb3-contrib's ``enable_critic_lstm=True``).
     :param critic_core: with ``shared_core=False``, ``False`` gives the critic a linear layer instead of a core
         (sb3-contrib's ``enable_critic_lstm=False``); ignored with ``shared_core=True``.
+    :param critic_trains_core: with ``shared_core=True``, whether the value loss also trains the shared core.
+        Default True, except when sharing is asked for with sb3-contrib's ``shared_lstm=True``: its critic reads
+        the shared LSTM's output without training it, and the alias keeps that meaning.
     :param core_type: ``"gru"``, ``"lstm"`` or ``"rnn"``; the named policy classes fix it.
     Other arguments are SB3's ``ActorCriticPolicy`` ones.
     """
@@ -90,6 +93,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         n_layers: int = 1,
         shared_core: bool = False,
         critic_core: bool = True,
+        critic_trains_core: bool | None = None,
         core_type: str | None = None,
         **legacy_kwargs: Any,
     ) -> None:
@@ -103,6 +107,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
                                  f"({value!r})")
             chosen[name] = value
         hidden_size, n_layers, shared_core, critic_core = chosen.values()
+        if critic_trains_core is None:
+            critic_trains_core = not legacy_kwargs.get("shared_lstm", False)
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             # SB3's Adam epsilon, with the fused kernel: a third of the single-tensor Adam's time on CPU.
             optimizer_kwargs = {"eps": 1e-5, "fused": True}
@@ -114,6 +120,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         self.n_layers = int(n_layers)
         self.shared_core = bool(shared_core)
         self.critic_core_enabled = bool(critic_core)
+        self.critic_trains_core = bool(critic_trains_core)
         self.core_type = core_type
         super().__init__(
             observation_space,
@@ -134,9 +141,18 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             optimizer_class,
             optimizer_kwargs,
         )
+        self._build_cores()
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     # ----------------------------------------------------------------------------------------------- building
     def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = MlpExtractor(
+            self.hidden_size, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device
+        )
+
+    def _build_cores(self) -> None:
+        """Create the cores after SB3's heads, in sb3-contrib's order: with one seed, an LSTM policy starts from
+        the very weights sb3-contrib's would, so runs switched over by one import can be compared seed by seed."""
         self.actor_core: MemoryCore = make_core(self.core_type, self.features_dim, self.hidden_size, self.n_layers)
         self.critic_core: MemoryCore | None = None
         self.critic_projection: nn.Module | None = None
@@ -145,9 +161,6 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
                 self.critic_core = make_core(self.core_type, self.features_dim, self.hidden_size, self.n_layers)
             else:
                 self.critic_projection = nn.Linear(self.features_dim, self.hidden_size)
-        self.mlp_extractor = MlpExtractor(
-            self.hidden_size, net_arch=self.net_arch, activation_fn=self.activation_fn, device=self.device
-        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -156,6 +169,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             n_layers=self.n_layers,
             shared_core=self.shared_core,
             critic_core=self.critic_core_enabled,
+            critic_trains_core=self.critic_trains_core,
             core_type=self.core_type,
         )
         return data
@@ -211,7 +225,10 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             if critic:
                 latent_vf = self.mlp_extractor.forward_critic(core_vf)
         elif critic:
-            core_vf = self.critic_projection(vf_features) if self.critic_projection is not None else core_pi
+            if self.critic_projection is not None:
+                core_vf = self.critic_projection(vf_features)
+            else:
+                core_vf = core_pi if self.critic_trains_core else core_pi.detach()
             latent_vf = self.mlp_extractor.forward_critic(core_vf)
         return latent_pi, latent_vf, new_state
 

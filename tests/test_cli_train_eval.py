@@ -210,6 +210,18 @@ def test_subprocess_envs_give_the_same_run_as_dummy(trained: Path, tmp_path: Pat
     assert all(torch.equal(first[key], second[key]) for key in first)
 
 
+@pytest.mark.parametrize("normalize", [False, {"norm_obs": False, "norm_reward": True}], ids=["plain", "normalized"])
+def test_image_task_evaluates_during_training(tmp_path: Path, normalize: bool | dict) -> None:
+    # SB3 wraps image envs in VecTransposeImage for training only; periodic evaluation must still find (and sync)
+    # the normalisation statistics under it.
+    config = write_config(tmp_path, env={"id": "rlgru/KeyDoor-Easy-v0", "normalize": normalize},
+                          policy={"features_extractor_kwargs": {"features_dim": 16}},
+                          training={"total_timesteps": 96, "checkpoint_freq": 0}, evaluation={"episodes": 2, "freq": 32})
+    assert train(config, tmp_path / "run") == 0
+    rows = (tmp_path / "run" / "evaluations.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["32", "64"]
+
+
 def test_lstm_logs_its_gates(tmp_path: Path) -> None:
     config = write_config(tmp_path, policy={"core": "lstm"}, training={"total_timesteps": 96, "checkpoint_freq": 0},
                           evaluation={"episodes": 2, "freq": 0})

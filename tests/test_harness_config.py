@@ -207,7 +207,9 @@ def test_sb3_contrib_reference_builds_the_same_network_in_its_vocabulary() -> No
 
 
 @pytest.mark.parametrize(("policy", "fragment"), [({"core": "gru"}, "policy.core is 'gru'"),
-                                                   ({"core": "lstm", "hidden_reset": "trial"}, "hidden_reset")])
+                                                   ({"core": "lstm", "hidden_reset": "trial"}, "hidden_reset"),
+                                                   ({"core": "lstm", "shared_core": True},
+                                                    "critic_trains_core is True")])
 def test_sb3_contrib_reference_must_be_a_plain_lstm(policy: dict, fragment: str) -> None:
     message = error_of({**MINIMAL, "algorithm": {"implementation": "sb3-contrib"}, "policy": policy})
     assert fragment in message

@@ -41,6 +41,19 @@ def test_sb3_contrib_policy_kwargs_are_aliases() -> None:
     policy = model.policy
     assert (policy.hidden_size, policy.n_layers, policy.shared_core) == (12, 2, True)
     assert policy.critic_core is None and policy.core_type == "lstm"
+    assert not policy.critic_trains_core  # sb3-contrib's shared LSTM is trained by the policy loss only
+
+
+@pytest.mark.parametrize("trains", [True, False])
+def test_critic_trains_shared_core_only_when_asked(trains: bool) -> None:
+    model = RecurrentPPO("MlpGruPolicy", vec_env(), policy_kwargs={"hidden_size": 8, "shared_core": True,
+                                                                   "critic_trains_core": trains}, **SMALL)
+    policy = model.policy
+    obs = th.randn(3, *policy.observation_space.shape)
+    policy.predict_values(obs, th.randn_like(policy.initial_state(3))).sum().backward()
+    core_grads = [p.grad for p in policy.actor_core.parameters()]
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in core_grads) == trains
+    assert RecurrentPPO("MlpGruPolicy", vec_env(), policy_kwargs={"shared_core": True}).policy.critic_trains_core
 
 
 @pytest.mark.parametrize("bad_kwargs,message", [

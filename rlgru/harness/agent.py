@@ -56,6 +56,7 @@ def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
         "n_layers": policy.n_layers,
         "shared_core": policy.shared_core,
         "critic_core": policy.critic_core,
+        "critic_trains_core": policy.critic_trains_core,
         "activation_fn": ACTIVATION_CLASSES[policy.activation],
         "ortho_init": policy.ortho_init,
         "log_std_init": policy.log_std_init,
@@ -76,6 +77,7 @@ def contrib_policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
     kwargs["n_lstm_layers"] = kwargs.pop("n_layers")
     kwargs["shared_lstm"] = kwargs.pop("shared_core")
     kwargs["enable_critic_lstm"] = kwargs.pop("critic_core") and not policy.shared_core
+    del kwargs["critic_trains_core"]  # sb3-contrib's shared LSTM is never trained by the value loss
     return kwargs
 
 

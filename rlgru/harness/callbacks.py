@@ -79,9 +79,11 @@ class PeriodicEvalCallback(BaseCallback):
             return
         self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
         started = time.perf_counter()
-        training_env = self.model.get_env()
-        if training_env is not None:
-            sync_envs_normalization(training_env, self.eval_env)
+        # The VecNormalize itself, not the top of the training stack: SB3 may have put a VecTransposeImage over
+        # it (image observations) that the evaluation envs do not need, since predict() transposes images itself.
+        training_normalize = self.model.get_vec_normalize_env()
+        if training_normalize is not None:
+            sync_envs_normalization(training_normalize, self.eval_env)
         result = run_episodes(self.model, self.eval_env, self.n_episodes, deterministic=self.deterministic)
         self.logger.record("eval/mean_reward", result.mean)
         self.logger.record("eval/std_reward", result.std)

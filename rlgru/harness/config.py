@@ -146,6 +146,9 @@ class PolicyConfig(StrictModel):
     n_layers: PositiveInt = 1
     shared_core: bool = False
     critic_core: bool = True
+    critic_trains_core: bool = Field(
+        default=True, description="with shared_core: the value loss trains the shared core too (sb3-contrib: no)"
+    )
     hidden_reset: Literal["episode", "trial", "never"] = "episode"
     net_arch: list[PositiveInt] | NetArchConfig | None = None
     activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
@@ -196,7 +199,8 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _reference_is_plain_lstm(self) -> RunConfig:
-        """sb3-contrib's RecurrentPPO has one LSTM core kind, episode resets and no sequence-length knob."""
+        """sb3-contrib's RecurrentPPO has one LSTM core kind, episode resets, no sequence-length knob, and a shared
+        LSTM that only the policy loss trains."""
         if self.algorithm.implementation != "sb3-contrib":
             return self
         wrong = [f"{key} is {value!r}" for key, value, allowed in (
@@ -204,9 +208,12 @@ class RunConfig(StrictModel):
             ("policy.hidden_reset", self.policy.hidden_reset, "episode"),
             ("algorithm.max_seq_len", self.algorithm.max_seq_len, None),
         ) if value != allowed]
+        if self.policy.shared_core and self.policy.critic_trains_core:
+            wrong.append("policy.critic_trains_core is True with policy.shared_core")
         if wrong:
             raise ValueError("algorithm.implementation sb3-contrib needs policy.core lstm, policy.hidden_reset "
-                             f"episode and no algorithm.max_seq_len; here {', '.join(wrong)}")
+                             "episode, no algorithm.max_seq_len and, with policy.shared_core, policy.critic_trains_core"
+                             f" false (its shared LSTM is not trained by the value loss); here {', '.join(wrong)}")
         return self
 
 
