@@ -3,15 +3,19 @@
 A config file is a promise to the user who runs it; this script checks the promise: the final deterministic
 evaluation return of each config, between the task's memoryless ceiling and its optimum, with training time.
 
-    python benchmarks/shipped_configs.py --workers 2 --out results/shipped_configs.md
+    python benchmarks/shipped_configs.py --workers 2 --seeds 0 1 2 --log results/shipped_configs.jsonl \
+        --out results/shipped_configs.md
     python benchmarks/shipped_configs.py --configs configs/tmaze_gru.yaml --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
+import shlex
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -31,17 +35,30 @@ def train_config(job: tuple[Path, int, Path, list[str]]) -> dict[str, Any]:
         return {"config": job[0].name, "seed": job[1], "error": f"{type(error).__name__}: {error}"}
 
 
+def run_overrides(seed: int, overrides: list[str]) -> list[str]:
+    return [f"seed={seed}", "training.torch_threads=1", "training.checkpoint_freq=0", *overrides]
+
+
+def config_digest(path: Path, seed: int, overrides: list[str]) -> str:
+    """A digest of the resolved config, so a logged run is reused only while the config it trained is unchanged."""
+    from rlgru.harness.config import config_to_dict, load_config
+
+    resolved = config_to_dict(load_config(path, run_overrides(seed, overrides)))
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _train_config(path: Path, seed: int, runs_root: Path, overrides: list[str]) -> dict[str, Any]:
     from rlgru.harness.config import load_config
     from rlgru.harness.run_dir import RunDir
     from rlgru.harness.train import train
 
-    config = load_config(path, [f"seed={seed}", "training.torch_threads=1", "training.checkpoint_freq=0", *overrides])
+    config = load_config(path, run_overrides(seed, overrides))
     outcome = train(config, RunDir(runs_root / f"{path.stem}-s{seed}"), source=path, report=lambda _: None)
     evaluation = outcome.evaluation
     reference = outcome.reference or {}
     return {
         "config": path.name,
+        "digest": config_digest(path, seed, overrides),
         "env_id": config.env.id,
         "core": config.policy.core,
         "seed": seed,
@@ -112,18 +129,20 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override every config, as rlgru train --set does (e.g. for a quick smoke run)")
     parser.add_argument("--runs-root", type=Path, default=None, help="keep the runs here (default: a temp dir)")
-    parser.add_argument("--log", type=Path, default=None, help="JSON lines of finished runs; reruns skip them")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="JSON lines of finished runs; a rerun skips runs of unchanged configs")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     args = parser.parse_args()
 
     done = [json.loads(line) for line in args.log.read_text().splitlines() if line] if args.log and \
         args.log.exists() else []
-    finished = {(r["config"], r["seed"]) for r in done}
+    wanted = {config_digest(path, seed, args.overrides): (path, seed) for path in args.configs for seed in args.seeds}
+    results = [r for r in done if r.get("digest") in wanted]
+    finished = {r["digest"] for r in results}
     with tempfile.TemporaryDirectory() as scratch:
         root = args.runs_root or Path(scratch)
-        jobs = [(path.resolve(), seed, root, args.overrides) for path in args.configs for seed in args.seeds
-                if (path.name, seed) not in finished]
-        results = [r for r in done if r["config"] in {p.name for p in args.configs} and r["seed"] in args.seeds]
+        jobs = [(path.resolve(), seed, root, args.overrides) for digest, (path, seed) in wanted.items()
+                if digest not in finished]
         with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
             for future in as_completed([pool.submit(train_config, job) for job in jobs]):
                 result = future.result()
@@ -135,7 +154,7 @@ def main() -> None:
                 if args.log:
                     with args.log.open("a") as f:
                         f.write(json.dumps(result) + "\n")
-    command = "python benchmarks/shipped_configs.py --workers 2 --out results/shipped_configs.md"
+    command = shlex.join(["python", *sys.argv])
     text = report(results, command)
     print(text)
     if args.out:

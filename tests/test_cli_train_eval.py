@@ -216,7 +216,8 @@ def test_image_task_evaluates_during_training(tmp_path: Path, normalize: bool | 
     # the normalisation statistics under it.
     config = write_config(tmp_path, env={"id": "rlgru/KeyDoor-Easy-v0", "normalize": normalize},
                           policy={"features_extractor_kwargs": {"features_dim": 16}},
-                          training={"total_timesteps": 96, "checkpoint_freq": 0}, evaluation={"episodes": 2, "freq": 32})
+                          training={"total_timesteps": 96, "checkpoint_freq": 0},
+                          evaluation={"episodes": 2, "freq": 32})
     assert train(config, tmp_path / "run") == 0
     rows = (tmp_path / "run" / "evaluations.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["32", "64"]
