@@ -17,11 +17,11 @@ import platform
 import shlex
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from job_log import run_logged
 from machine import cpu_name
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -58,7 +58,6 @@ def _train_config(path: Path, seed: int, runs_root: Path, overrides: list[str]) 
     reference = outcome.reference or {}
     return {
         "config": path.name,
-        "digest": config_digest(path, seed, overrides),
         "env_id": config.env.id,
         "core": config.policy.core,
         "seed": seed,
@@ -134,26 +133,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     args = parser.parse_args()
 
-    done = [json.loads(line) for line in args.log.read_text().splitlines() if line] if args.log and \
-        args.log.exists() else []
-    wanted = {config_digest(path, seed, args.overrides): (path, seed) for path in args.configs for seed in args.seeds}
-    results = [r for r in done if r.get("digest") in wanted]
-    finished = {r["digest"] for r in results}
+    def show(result: dict[str, Any]) -> None:
+        outcome = result.get("error") or f"{result['mean']:.3f} ({result['train_seconds']:.0f} s)"
+        print(f"{result['config']} seed {result['seed']}: {outcome}", flush=True)
+
     with tempfile.TemporaryDirectory() as scratch:
         root = args.runs_root or Path(scratch)
-        jobs = [(path.resolve(), seed, root, args.overrides) for digest, (path, seed) in wanted.items()
-                if digest not in finished]
-        with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            for future in as_completed([pool.submit(train_config, job) for job in jobs]):
-                result = future.result()
-                outcome = result.get("error") or f"{result['mean']:.3f} ({result['train_seconds']:.0f} s)"
-                print(f"{result['config']} seed {result['seed']}: {outcome}", flush=True)
-                results.append(result)
-                if "error" in result:
-                    continue  # not logged: a rerun tries it again
-                if args.log:
-                    with args.log.open("a") as f:
-                        f.write(json.dumps(result) + "\n")
+        jobs = {config_digest(path, seed, args.overrides): (path.resolve(), seed, root, args.overrides)
+                for path in args.configs for seed in args.seeds}
+        results = run_logged(jobs, train_config, args.workers, args.log, on_result=show)
     command = shlex.join(["python", *sys.argv])
     text = report(results, command)
     print(text)

@@ -12,18 +12,16 @@ one process, one torch thread, alternating chunks so machine noise hits all of t
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
+from job_log import run_logged
 from machine import cpu_name
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -167,33 +165,6 @@ def machine() -> str:
     return f"Machine: {platform.processor() or platform.machine()}, torch {th.__version__}, {cpu_name()}."
 
 
-def run_parallel(jobs: list[tuple[str, int, int, int]], workers: int,
-                 fn: Callable[[tuple[str, int, int, int]], dict[str, Any]],
-                 log: Path | None = None) -> list[dict[str, Any]]:
-    """Run the jobs; with ``log``, append each result as a JSON line and skip jobs the log already holds, so an
-    interrupted hour-long run resumes where it stopped."""
-    done = [json.loads(line) for line in log.read_text().splitlines() if line] if log and log.exists() else []
-    finished = {(r["algorithm"], r["seed"], r["timesteps"], r["eval_episodes"]) for r in done}
-    pending = [job for job in jobs if job not in finished]
-    results = [r for r in done if (r["algorithm"], r["seed"], r["timesteps"], r["eval_episodes"]) in set(jobs)]
-
-    def record(result: dict[str, Any]) -> None:
-        results.append(result)
-        if log:
-            with log.open("a") as f:
-                f.write(json.dumps(result) + "\n")
-
-    if workers <= 1:
-        for job in pending:
-            record(fn(job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for future in as_completed([pool.submit(fn, job) for job in pending]):
-                record(future.result())
-    order = {job: i for i, job in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[(r["algorithm"], r["seed"], r["timesteps"], r["eval_episodes"])])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("speed", "learn"), default="speed")
@@ -215,8 +186,9 @@ def main() -> None:
         report = speed_report(measure_speed(args.algorithms, args.chunk_steps, args.repeats), args.chunk_steps)
     else:
         names = [n for n in args.algorithms if n != "sb3-ppo-mlp"]  # a memoryless agent is not a learning peer
-        jobs = [(name, seed, args.timesteps, args.eval_episodes) for seed in args.seeds for name in names]
-        results = run_parallel(jobs, args.workers, train_and_evaluate, args.log)
+        jobs = {f"{name}/s{seed}/{args.timesteps}/{args.eval_episodes}":
+                (name, seed, args.timesteps, args.eval_episodes) for seed in args.seeds for name in names}
+        results = run_logged(jobs, train_and_evaluate, args.workers, args.log)
         report = learning_report(results, args.timesteps, args.eval_episodes)
     print(report)
     if args.out:
