@@ -1,8 +1,9 @@
-"""Building and loading rlgru's C++ kernels (``csrc/``): shared by ``fused_gru`` and ``fused_lstm``.
+"""Building and loading rlgru's C++ kernels (``csrc/``), one extension per cell (``fused_gru``, ``fused_lstm``).
 
-Each kernel is one ``.cpp`` that registers its operators under its own ``torch.ops`` namespace; all of them
-include ``csrc/kernel_common.h``. They are compiled on first use with ``torch.utils.cpp_extension.load`` and cached
-in torch's extension directory (``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``).
+Each kernel is one ``.cpp`` holding its cell's gate math; it registers its operators under its own ``torch.ops``
+namespace and gets everything else from the shared headers ``csrc/*.h``. They are compiled on first use with
+``torch.utils.cpp_extension.load`` and cached in torch's extension directory (``$TORCH_EXTENSIONS_DIR`` or
+``~/.cache/torch_extensions``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 #: headers every kernel includes; their contents are part of each extension's name (see extension_name)
-HEADERS = (CSRC / "kernel_common.h",)
+HEADERS = tuple(sorted(CSRC.glob("*.h")))
 CFLAGS = ["-O3", "-ffp-contract=fast", "-Wno-psabi"]
 
 
