@@ -6,20 +6,14 @@ the ``rlgru/`` memory tasks with Gymnasium.
 
 from __future__ import annotations
 
-from rlgru.cores import GRUCore, LSTMCore, RNNCore
-from rlgru.policies import (
-    CnnGruPolicy,
-    CnnLstmPolicy,
-    CnnRnnPolicy,
-    MlpGruPolicy,
-    MlpLstmPolicy,
-    MlpRnnPolicy,
-    MultiInputGruPolicy,
-    MultiInputLstmPolicy,
-    MultiInputRnnPolicy,
-    RecurrentActorCriticPolicy,
-)
+from rlgru.cores import MemoryCore, register_core
+from rlgru.cores.gru import GRUCore
+from rlgru.cores.lstm import LSTMCore
+from rlgru.cores.rnn import RNNCore
+from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
 from rlgru.ppo import RecurrentPPO
+
+globals().update(POLICY_ALIASES)  # MlpGruPolicy, CnnLstmPolicy, ...: every built-in core's named policies
 
 try:  # the task suite ships beside the library; registering it is a convenience, not a requirement
     import envs as _envs  # noqa: F401
@@ -29,19 +23,13 @@ except ModuleNotFoundError as error:  # pragma: no cover - only when rlgru is ve
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CnnGruPolicy",
-    "CnnLstmPolicy",
-    "CnnRnnPolicy",
+__all__ = [  # noqa: PLE0604 - the policy names are generated from the core registry
     "GRUCore",
     "LSTMCore",
-    "MlpGruPolicy",
-    "MlpLstmPolicy",
-    "MlpRnnPolicy",
-    "MultiInputGruPolicy",
-    "MultiInputLstmPolicy",
-    "MultiInputRnnPolicy",
+    "MemoryCore",
     "RNNCore",
     "RecurrentActorCriticPolicy",
     "RecurrentPPO",
+    "register_core",
+    *POLICY_ALIASES,
 ]

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "rlgru.harness.commands.train",
     "eval": "rlgru.harness.commands.evaluate",
     "envs": "rlgru.harness.commands.envs",
+    "cores": "rlgru.harness.commands.cores",
     "bench": "rlgru.harness.commands.bench",
     "report": "rlgru.harness.commands.report",
 }
@@ -26,7 +27,8 @@ COMMANDS: dict[str, str] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rlgru", description="Train, evaluate and probe recurrent PPO agents (GRU/LSTM/RNN) on memory tasks."
+        prog="rlgru",
+        description="Train, evaluate and probe recurrent PPO agents (GRU, LSTM, minGRU, LRU, ...) on memory tasks.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
@@ -40,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 bad input, 130 interrupted) instead of exiting."""
+    # `module:Class` in a config (an env, a wrapper, a memory core) finds modules in the working directory, as
+    # `python -m` would; the console script alone would only see installed packages.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

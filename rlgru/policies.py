@@ -24,9 +24,11 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from rlgru.cores import CORES, MemoryCore, make_core
+from rlgru.cores import MemoryCore, core_label, core_names, core_spec, make_core, resolve_core
+from rlgru.cores.registry import CoreSpec, validate_core_settings
 
-CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True}
+CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True,
+                                 "core_kwargs": None}
 
 #: sb3-contrib's RecurrentActorCriticPolicy keyword -> rlgru keyword, so its code runs after an import change.
 LEGACY_ALIASES = {
@@ -34,11 +36,22 @@ LEGACY_ALIASES = {
     "n_lstm_layers": "n_layers",
     "shared_lstm": "shared_core",
     "enable_critic_lstm": "critic_core",
+    "lstm_kwargs": "core_kwargs",
 }
 
 
+class IncompatiblePolicyOptions(ValueError, AssertionError):
+    """Options that contradict each other. Also an ``AssertionError``, which is what sb3-contrib raises for the
+    same combinations, so code (and tests) written against it keep working after the import change."""
+
+
 def resolve_legacy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Map sb3-contrib's LSTM keywords onto rlgru's; refuse conflicting or unsupported ones clearly."""
+    """Map sb3-contrib's LSTM keywords onto rlgru's; refuse conflicting ones clearly."""
+    if kwargs.get("shared_lstm") and kwargs.get("enable_critic_lstm", True):
+        # sb3-contrib's enable_critic_lstm defaults to True, so it refuses shared_lstm=True on its own as well.
+        raise IncompatiblePolicyOptions(
+            "shared_lstm=True needs enable_critic_lstm=False: a shared LSTM leaves no LSTM of the critic's own"
+        )
     resolved = dict(kwargs)
     for old, new in LEGACY_ALIASES.items():
         if old in resolved:
@@ -46,9 +59,6 @@ def resolve_legacy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
             if new in resolved and resolved[new] != value:
                 raise ValueError(f"policy_kwargs gives both {old}={value!r} and {new}={resolved[new]!r}")
             resolved[new] = value
-    lstm_kwargs = resolved.pop("lstm_kwargs", None)  # sb3-contrib passes these to nn.LSTM
-    if lstm_kwargs:
-        raise ValueError(f"lstm_kwargs={lstm_kwargs!r} is not supported: rlgru cores take hidden_size and n_layers")
     return resolved
 
 
@@ -64,11 +74,15 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     :param critic_trains_core: with ``shared_core=True``, whether the value loss also trains the shared core.
         Default True, except when sharing is asked for with sb3-contrib's ``shared_lstm=True``: its critic reads
         the shared LSTM's output without training it, and the alias keeps that meaning.
-    :param core_type: ``"gru"``, ``"lstm"`` or ``"rnn"``; the named policy classes fix it.
+    :param core: the memory core: a registered name (``"gru"``, ``"lstm"``, ``"rnn"``, ``"mingru"``, ``"lru"``, or
+        one given to ``rlgru.cores.register_core``), a ``"module:Class"`` path, or a ``MemoryCore`` subclass. The
+        named policy classes (``MlpGruPolicy``, ...) fix it; ``"MlpPolicy"`` and friends default to ``"gru"``.
+    :param core_kwargs: the core's own settings (its keyword-only constructor arguments, e.g. ``dropout``);
+        sb3-contrib's ``lstm_kwargs`` is accepted as an alias.
     Other arguments are SB3's ``ActorCriticPolicy`` ones.
     """
 
-    default_core_type = "gru"
+    default_core: CoreSpec = "gru"
 
     def __init__(
         self,
@@ -94,11 +108,15 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         shared_core: bool = False,
         critic_core: bool = True,
         critic_trains_core: bool | None = None,
+        core: CoreSpec | None = None,
+        core_kwargs: dict[str, Any] | None = None,
         core_type: str | None = None,
         **legacy_kwargs: Any,
     ) -> None:
+        if core is not None and core_type is not None and core != core_type:
+            raise ValueError(f"policy_kwargs gives both core={core!r} and core_type={core_type!r} (its old name)")
         chosen = {"hidden_size": hidden_size, "n_layers": n_layers, "shared_core": shared_core,
-                  "critic_core": critic_core}
+                  "critic_core": critic_core, "core_kwargs": core_kwargs}
         for name, value in resolve_legacy_kwargs(legacy_kwargs).items():
             if name not in chosen:
                 raise TypeError(f"unexpected policy keyword: {name!r}")
@@ -106,22 +124,27 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
                 raise ValueError(f"policy_kwargs gives both {name}={chosen[name]!r} and its sb3-contrib alias "
                                  f"({value!r})")
             chosen[name] = value
-        hidden_size, n_layers, shared_core, critic_core = chosen.values()
+        hidden_size, n_layers, shared_core, critic_core, core_kwargs = chosen.values()
+        if shared_core and not share_features_extractor:
+            raise IncompatiblePolicyOptions(
+                "shared_core=True needs share_features_extractor=True: one core reads one features vector, so a "
+                "separate critic extractor would never be used"
+            )
         if critic_trains_core is None:
             critic_trains_core = not legacy_kwargs.get("shared_lstm", False)
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             # SB3's Adam epsilon, with the fused kernel: a third of the single-tensor Adam's time on CPU.
             optimizer_kwargs = {"eps": 1e-5, "fused": True}
-        core_type = core_type or self.default_core_type
-        if core_type not in CORES:
-            raise ValueError(f"unknown core_type {core_type!r}; choose one of {sorted(CORES)}")
+        core_class = resolve_core(core or core_type or self.default_core)
+        core_kwargs = validate_core_settings(core_class, core_kwargs)
         # Read by _build_mlp_extractor(), which the parent constructor calls.
         self.hidden_size = int(hidden_size)
         self.n_layers = int(n_layers)
         self.shared_core = bool(shared_core)
         self.critic_core_enabled = bool(critic_core)
         self.critic_trains_core = bool(critic_trains_core)
-        self.core_type = core_type
+        self.core_class = core_class
+        self.core_kwargs = core_kwargs
         super().__init__(
             observation_space,
             action_space,
@@ -153,14 +176,27 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     def _build_cores(self) -> None:
         """Create the cores after SB3's heads, in sb3-contrib's order: with one seed, an LSTM policy starts from
         the very weights sb3-contrib's would, so runs switched over by one import can be compared seed by seed."""
-        self.actor_core: MemoryCore = make_core(self.core_type, self.features_dim, self.hidden_size, self.n_layers)
+        self.actor_core: MemoryCore = self._make_core()
         self.critic_core: MemoryCore | None = None
         self.critic_projection: nn.Module | None = None
         if not self.shared_core:
             if self.critic_core_enabled:
-                self.critic_core = make_core(self.core_type, self.features_dim, self.hidden_size, self.n_layers)
+                self.critic_core = self._make_core()
             else:
                 self.critic_projection = nn.Linear(self.features_dim, self.hidden_size)
+
+    def _make_core(self) -> MemoryCore:
+        return make_core(self.core_class, self.features_dim, self.hidden_size, self.n_layers, **self.core_kwargs)
+
+    @property
+    def core(self) -> str:
+        """The core as configs name it: its registered name, or ``module:Class``."""
+        return core_spec(self.core_class)
+
+    @property
+    def core_type(self) -> str:
+        """Old name of ``core``, kept for code written against rlgru 0.1."""
+        return self.core
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -170,7 +206,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             shared_core=self.shared_core,
             critic_core=self.critic_core_enabled,
             critic_trains_core=self.critic_trains_core,
-            core_type=self.core_type,
+            core=self.core,
+            core_kwargs=dict(self.core_kwargs),
         )
         return data
 
@@ -184,6 +221,11 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     def initial_state(self, n_envs: int) -> th.Tensor:
         return th.zeros(self.n_layers, n_envs, self.state_size, device=self.device)
 
+    def readout(self, state: th.Tensor) -> th.Tensor:
+        """The actor core's last layer as worth looking at: ``[n_envs, ...]`` (memory probe, PCA plots)."""
+        actor_state, _ = self._split_state(state)
+        return self.actor_core.readout(actor_state[-1])
+
     def _split_state(self, state: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
         actor_size = self.actor_core.state_size
         if self.critic_core is None:
@@ -194,7 +236,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     @property
     def native_resets(self) -> bool:
         """Whether every core resets mid-sequence for free (then training replays uncut rollout lanes)."""
-        return self.actor_core.native_resets and (self.critic_core is None or self.critic_core.native_resets)
+        cores = (self.actor_core, self.critic_core)
+        return all(core.resets_natively(self.device) for core in cores if core is not None)
 
     def _latents(
         self,
@@ -358,30 +401,34 @@ def _batch_size(obs: PyTorchObs) -> int:
     return int(first.shape[0])
 
 
-def _named_policy(name: str, core_type: str, extractor: type[BaseFeaturesExtractor]) -> type:
+def _named_policy(name: str, core: CoreSpec, extractor: type[BaseFeaturesExtractor], what: str) -> type:
     """A policy class with its core and features extractor fixed, like sb3-contrib's ``MlpLstmPolicy``."""
 
     def __init__(self: RecurrentActorCriticPolicy, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("features_extractor_class", extractor)
         RecurrentActorCriticPolicy.__init__(self, *args, **kwargs)
 
-    doc = f"Recurrent actor-critic with a {core_type.upper()} core and SB3's {extractor.__name__}."
-    return type(name, (RecurrentActorCriticPolicy,), {"default_core_type": core_type, "__init__": __init__,
+    doc = f"Recurrent actor-critic with {what} and SB3's {extractor.__name__}."
+    return type(name, (RecurrentActorCriticPolicy,), {"default_core": core, "__init__": __init__,
                                                       "__doc__": doc, "__module__": __name__})
 
 
-MlpGruPolicy = _named_policy("MlpGruPolicy", "gru", FlattenExtractor)
-MlpLstmPolicy = _named_policy("MlpLstmPolicy", "lstm", FlattenExtractor)
-MlpRnnPolicy = _named_policy("MlpRnnPolicy", "rnn", FlattenExtractor)
-CnnGruPolicy = _named_policy("CnnGruPolicy", "gru", NatureCNN)
-CnnLstmPolicy = _named_policy("CnnLstmPolicy", "lstm", NatureCNN)
-CnnRnnPolicy = _named_policy("CnnRnnPolicy", "rnn", NatureCNN)
-MultiInputGruPolicy = _named_policy("MultiInputGruPolicy", "gru", CombinedExtractor)
-MultiInputLstmPolicy = _named_policy("MultiInputLstmPolicy", "lstm", CombinedExtractor)
-MultiInputRnnPolicy = _named_policy("MultiInputRnnPolicy", "rnn", CombinedExtractor)
+_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {"Mlp": FlattenExtractor, "Cnn": NatureCNN,
+                                                       "MultiInput": CombinedExtractor}
 
-POLICY_ALIASES: dict[str, type[RecurrentActorCriticPolicy]] = {
-    cls.__name__: cls
-    for cls in (MlpGruPolicy, MlpLstmPolicy, MlpRnnPolicy, CnnGruPolicy, CnnLstmPolicy, CnnRnnPolicy,
-                MultiInputGruPolicy, MultiInputLstmPolicy, MultiInputRnnPolicy)
-}
+
+def _policy_aliases() -> dict[str, type[RecurrentActorCriticPolicy]]:
+    """``MlpPolicy``/``CnnPolicy``/``MultiInputPolicy`` (core from ``policy_kwargs["core"]``, GRU by default) and
+    ``<Extractor><Core>Policy`` for every built-in core."""
+    aliases = {f"{prefix}Policy": _named_policy(f"{prefix}Policy", "gru", extractor, "the core policy_kwargs name")
+               for prefix, extractor in _EXTRACTORS.items()}
+    for name in core_names():
+        label = core_label(resolve_core(name))
+        for prefix, extractor in _EXTRACTORS.items():
+            cls_name = f"{prefix}{label}Policy"
+            aliases[cls_name] = _named_policy(cls_name, name, extractor, f"a {name} core")
+    return aliases
+
+
+POLICY_ALIASES: dict[str, type[RecurrentActorCriticPolicy]] = _policy_aliases()
+globals().update(POLICY_ALIASES)  # MlpGruPolicy, CnnLstmPolicy, MultiInputMinGruPolicy, ...

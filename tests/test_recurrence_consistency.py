@@ -15,6 +15,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from rlgru import RecurrentPPO
+from rlgru.cores import core_names
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
 
 
@@ -28,7 +29,7 @@ def make_model(core: str, shared: bool, hidden_reset: str, action_space: str = "
         max_seq_len=7,
         hidden_reset=hidden_reset,
         seed=0,
-        policy_kwargs={"core_type": core, "hidden_size": 16, "shared_core": shared, "net_arch": [16]},
+        policy_kwargs={"core": core, "hidden_size": 16, "shared_core": shared, "net_arch": [16]},
         **kwargs,
     )
 
@@ -56,7 +57,7 @@ def assert_replay_matches_rollout(model: RecurrentPPO) -> None:
 
 @pytest.mark.parametrize(
     "core,shared,hidden_reset,cut_at_resets",
-    list(itertools.product(["gru", "lstm", "rnn"], [False, True], ["episode", "trial", "never"], [True, False])),
+    list(itertools.product(core_names(), [False, True], ["episode", "trial", "never"], [True, False])),
 )
 def test_first_epoch_logprobs_match_rollout(core: str, shared: bool, hidden_reset: str, cut_at_resets: bool) -> None:
     """Both replay layouts: sequences cut at resets, and uncut lanes whose cores reset mid-sequence."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,13 +17,21 @@ from typing import Any
 import numpy as np
 
 from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
+from rlgru.bench.suite import REFERENCE_CORE
+from rlgru.cores.registry import core_names
 
 RUN_COLUMNS = [
     "task", "core", "seed", "timesteps", "final_return", "best_return", "normalized_return", "wall_seconds",
     "steps_per_second", "params", "recurrent_params", "inference_latency_us", "peak_memory_mb", "status", "error",
 ]
-#: the reference row for sb3-contrib's LSTM is named like a core so tables line up
-CORE_ORDER = ["gru", "lstm", "rnn", "sb3-contrib-lstm"]
+#: cores with hand-written claims about GRU (see ``_verdicts``); every other core gets a verdict computed from runs
+_CLAIMED_CORES = ("gru", "lstm", "rnn")
+#: (field, label, unit) of the cost table that a "<core> vs GRU" verdict compares, as a ratio of medians
+_COST_RATIOS = (
+    ("recurrent_params", "recurrent parameters", ""),
+    ("steps_per_second", "training throughput", " steps/s"),
+    ("inference_latency_us", "inference latency", " µs/step"),
+)
 
 
 def load_results(out_dir: Path) -> list[dict[str, Any]]:
@@ -50,11 +59,19 @@ def _ok(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in results if r.get("status") == "ok"]
 
 
-def _normalized(result: dict[str, Any]) -> float | None:
-    task = result.get("task_info", {})
-    if task.get("optimal_return") is None or task.get("memoryless_return") is None:
+def _number(value: Any) -> float | None:
+    """A finite float, or None: results written by older or crashed runs may hold null, NaN or nothing."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(normalised(np.array([result["final_return"]]), task["memoryless_return"], task["optimal_return"])[0])
+    return float(value) if math.isfinite(value) else None
+
+
+def _normalized(result: dict[str, Any]) -> float | None:
+    task = result.get("task_info") or {}
+    final = _number(result.get("final_return"))
+    if final is None or task.get("optimal_return") is None or task.get("memoryless_return") is None:
+        return None
+    return float(normalised(np.array([final]), task["memoryless_return"], task["optimal_return"])[0])
 
 
 def _write_runs_csv(path: Path, results: list[dict[str, Any]]) -> None:
@@ -90,7 +107,7 @@ def _plot_curves(out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Path
             by_task[result["task"]].append(result)
     for task, runs in sorted(by_task.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for core in sorted({r["core"] for r in runs}, key=_core_rank):
+        for core in _order_cores(r["core"] for r in runs):
             curves = [np.asarray(r["curve"], dtype=float) for r in runs if r["core"] == core]
             length = min(len(c) for c in curves)
             steps = curves[0][:length, 0]
@@ -99,7 +116,7 @@ def _plot_curves(out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Path
             low, high = _bootstrap_band(returns)
             ax.plot(steps, mean, label=f"{core} (n={len(curves)})")
             ax.fill_between(steps, low, high, alpha=0.2)
-        info = runs[0].get("task_info", {})
+        info = runs[0].get("task_info") or {}
         for key, style in (("optimal_return", "--"), ("memoryless_return", ":")):
             if info.get(key) is not None:
                 ax.axhline(info[key], color="grey", linestyle=style, linewidth=1, label=key.replace("_", " "))
@@ -125,7 +142,7 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     ok = _ok(results)
     failed = [r for r in results if r.get("status") != "ok"]
     tasks = sorted({r["task"] for r in ok})
-    cores = sorted({r["core"] for r in ok}, key=_core_rank)
+    cores = _order_cores(r["core"] for r in ok)
     scores = _scores_by_core(ok)  # core -> task -> normalised final returns
     raw = _raw_by_core(ok)
     lines = [f"# Benchmark: {out_dir.name}", ""]
@@ -145,7 +162,7 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
         "|---|---|---:|---:|" + "---:|" * len(cores),
     ]
     for task in tasks:
-        info = next((r.get("task_info", {}) for r in ok if r["task"] == task), {})
+        info = next(((r.get("task_info") or {}) for r in ok if r["task"] == task), {})
         horizon = info.get("horizon") or ""
         bounds = " | ".join("-" if info.get(key) is None else f"{info[key]:.3g}"
                             for key in ("optimal_return", "memoryless_return"))
@@ -165,7 +182,7 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
             point, low, high = stratified_bootstrap_ci(_pooled_iqm, scores[core], n_resamples=n_resamples)
             lines.append(f"| {core} | {point:.3f} | [{low:.3f}, {high:.3f}] |")
 
-    comparisons = _comparisons(scores, _horizons(ok), n_resamples)
+    comparisons = _comparisons(scores, _horizons(ok), n_resamples, cores)
     if comparisons:
         lines += ["", "## Probability of improvement", "",
                   "P(X > Y): chance that a run of X beats a run of Y on a task drawn at random (0.5 = no difference).",
@@ -214,23 +231,31 @@ def _scores_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.nda
 def _raw_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
     grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        grouped[r["core"]][r["task"]].append(float(r["final_return"]))
+        value = _number(r.get("final_return"))
+        if value is not None:
+            grouped[r["core"]][r["task"]].append(value)
     return {core: {task: np.array(v) for task, v in tasks.items()} for core, tasks in grouped.items()}
 
 
 def _horizons(results: list[dict[str, Any]]) -> dict[str, str]:
     """task -> its declared memory horizon ("short", "long", ...), for tasks that declare one."""
-    return {r["task"]: r["task_info"]["horizon"] for r in results if r.get("task_info", {}).get("horizon")}
+    return {r["task"]: r["task_info"]["horizon"] for r in results if (r.get("task_info") or {}).get("horizon")}
+
+
+def _comparison_pairs(cores: list[str]) -> list[tuple[str, str]]:
+    """GRU against every other core, LSTM against RNN, then both against the reference: the claims are about GRU."""
+    others = [c for c in cores if c not in ("gru", REFERENCE_CORE)]
+    return [*(("gru", c) for c in others), ("lstm", "rnn"), ("gru", REFERENCE_CORE), ("lstm", REFERENCE_CORE)]
 
 
 def _comparisons(
-    scores: dict[str, dict[str, np.ndarray]], horizons: dict[str, str], n_resamples: int
+    scores: dict[str, dict[str, np.ndarray]], horizons: dict[str, str], n_resamples: int,
+    cores: list[str] | None = None,
 ) -> dict[tuple[str, str, str], tuple[float, float, float]]:
     """P(X > Y) with its CI over all tasks, and over each horizon class when the suite has more than one."""
     out: dict[tuple[str, str, str], tuple[float, float, float]] = {}
     classes = sorted(set(horizons.values()))
-    for x, y in (("gru", "lstm"), ("gru", "rnn"), ("lstm", "rnn"), ("gru", "sb3-contrib-lstm"),
-                 ("lstm", "sb3-contrib-lstm")):
+    for x, y in _comparison_pairs(cores if cores is not None else _order_cores(scores)):
         if x not in scores or y not in scores:
             continue
         common = sorted(set(scores[x]) & set(scores[y]))
@@ -253,16 +278,15 @@ def _verdicts(
     comparisons: dict[tuple[str, str, str], tuple[float, float, float]],
 ) -> list[str]:
     verdicts = []
-    by_core = defaultdict(list)
+    by_core: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_core[r["core"]].append(r)
-    if by_core.get("gru") and by_core.get("lstm"):
-        gru_p = np.median([r["recurrent_params"] for r in by_core["gru"]])
-        lstm_p = np.median([r["recurrent_params"] for r in by_core["lstm"]])
+    gru_p, lstm_p = (_median_value(by_core.get(core, []), "recurrent_params") for core in ("gru", "lstm"))
+    if gru_p is not None and lstm_p:
         verdicts.append(f"**Fewer parameters: supported.** The GRU core has {gru_p / lstm_p:.2f}× the LSTM core's "
                         f"recurrent parameters ({gru_p:.0f} vs {lstm_p:.0f}): three gate blocks instead of four.")
-        gru_s = np.median([r["steps_per_second"] for r in by_core["gru"]])
-        lstm_s = np.median([r["steps_per_second"] for r in by_core["lstm"]])
+    gru_s, lstm_s = (_median_value(by_core.get(core, []), "steps_per_second") for core in ("gru", "lstm"))
+    if gru_s is not None and lstm_s:
         word = "supported" if gru_s > lstm_s * 1.05 else ("not supported" if gru_s < lstm_s * 0.95 else "a tie")
         verdicts.append(f"**Faster: {word}.** Median training throughput GRU {gru_s:.0f} vs LSTM {lstm_s:.0f} steps/s "
                         f"({gru_s / lstm_s:.2f}×) on this machine, same runs as above.")
@@ -289,7 +313,7 @@ def _verdicts(
     if gr:
         point, low, high = gr
         word = "supported" if low > 0.5 else ("contradicted" if high < 0.5 else "not shown (CI includes 0.5)")
-        long_tasks = sorted({r["task"] for r in results if r.get("task_info", {}).get("horizon") == "long"})
+        long_tasks = sorted({r["task"] for r in results if (r.get("task_info") or {}).get("horizon") == "long"})
         detail = ""
         if long_tasks and "gru" in scores and "rnn" in scores:
             gaps = [f"{t}: GRU IQM {iqm(scores['gru'][t]):.2f} vs RNN {iqm(scores['rnn'][t]):.2f}"
@@ -298,12 +322,54 @@ def _verdicts(
         where = "the long-horizon tasks" if subset != "all" else "all tasks (none is marked long-horizon)"
         verdicts.append(f"**Better gradient flow than a plain RNN: {word}.** P(GRU > RNN) = {point:.2f} "
                         f"[{low:.2f}, {high:.2f}] over {where}.{detail}")
+    if by_core.get("gru"):
+        others = [c for c in _order_cores(by_core) if c not in (*_CLAIMED_CORES, REFERENCE_CORE)]
+        verdicts += [_versus_gru(core, by_core, comparisons) for core in others]
     return verdicts or ["Not enough completed runs to judge any claim."]
 
 
+def _versus_gru(
+    core: str, by_core: dict[str, list[dict[str, Any]]],
+    comparisons: dict[tuple[str, str, str], tuple[float, float, float]],
+) -> str:
+    """A core nobody wrote a claim for, judged against GRU on returns and cost, from the runs alone."""
+    subsets = [(subset, ci) for (x, y, subset), ci in comparisons.items() if x == "gru" and y == core]
+    overall = dict(subsets).get("all")
+    if overall is None:
+        returns = f"Returns: - (no normalised scores shared with GRU); P({core} > GRU) unknown."
+    else:
+        returns = f"Returns: {_against_gru(core, overall, 'over all tasks')}"
+        per_class = [_against_gru(core, ci, f"on the {s.removesuffix(' horizon')}-horizon tasks")
+                     for s, ci in subsets if s != "all"]
+        returns += ("; " + "; ".join(per_class) + ".") if per_class else "."
+    costs = [_cost_ratio(by_core[core], by_core["gru"], *spec) for spec in _COST_RATIOS]
+    return f"**{core} vs GRU.** {returns} Cost, median {core} / median GRU: " + "; ".join(costs) + "."
+
+
+def _against_gru(core: str, gru_vs_core: tuple[float, float, float], where: str) -> str:
+    """Turn P(GRU > core) into P(core > GRU) (ties count half, so it is the complement) and name the outcome."""
+    point, low, high = (1.0 - v for v in (gru_vs_core[0], gru_vs_core[2], gru_vs_core[1]))
+    word = "better" if low > 0.5 else ("worse" if high < 0.5 else "no significant difference")
+    return f"{word} {where}, P({core} > GRU) = {point:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _cost_ratio(runs: list[dict[str, Any]], gru_runs: list[dict[str, Any]], key: str, label: str, unit: str) -> str:
+    """``label ratio× (core vs gru unit)``, or ``label -`` when either median is missing or GRU's is zero."""
+    value, gru_value = _median_value(runs, key), _median_value(gru_runs, key)
+    if value is None or not gru_value:
+        return f"{label} -"
+    return f"{label} {value / gru_value:.2f}× ({value:.0f} vs {gru_value:.0f}{unit})"
+
+
+def _median_value(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Median of a field over runs, ignoring runs where it is absent, null or NaN; None if no run has it."""
+    values = [v for v in (_number(r.get(key)) for r in runs) if v is not None]
+    return float(np.median(values)) if values else None
+
+
 def _median(runs: list[dict[str, Any]], key: str, fmt: str) -> str:
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return format(float(np.median(values)), fmt) if values else "-"
+    value = _median_value(runs, key)
+    return "-" if value is None else format(value, fmt)
 
 
 def _sweep_meta(out_dir: Path) -> str:
@@ -315,8 +381,19 @@ def _sweep_meta(out_dir: Path) -> str:
     return "Sweep — " + "; ".join(parts) + "."
 
 
-def _core_rank(core: str) -> int:
-    return CORE_ORDER.index(core) if core in CORE_ORDER else len(CORE_ORDER)
+def _core_rank(core: str) -> tuple[int, int, str]:
+    """Registered cores in registry order, then other names found in results (alphabetical), the reference last."""
+    registered = core_names()
+    if core == REFERENCE_CORE:
+        return (2, 0, "")
+    if core in registered:
+        return (0, registered.index(core), "")
+    return (1, 0, core)
+
+
+def _order_cores(cores: Iterable[str]) -> list[str]:
+    """The order of table columns, rows and plot legends: see ``_core_rank``."""
+    return sorted(set(cores), key=_core_rank)
 
 
 def _slug(name: str) -> str:

@@ -22,19 +22,27 @@ through exactly the code path users train with, and any run can be reproduced al
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
+from rlgru.cores import core_names, resolve_core
 from rlgru.harness.config import RunConfig, StrictModel, describe_error, read_yaml_mapping, validate_config
 from rlgru.harness.errors import HarnessError
 
 #: the name the sb3-contrib reference row goes by in results, next to the cores
 REFERENCE_CORE = "sb3-contrib-lstm"
-CORES = ("gru", "lstm", "rnn")
+
+
+def _known_core(core: str) -> str:
+    if core == REFERENCE_CORE:
+        raise ValueError(f"{REFERENCE_CORE!r} is the reference row: ask for it under 'reference'")
+    resolve_core(core)  # raises naming the registered cores
+    return core
 
 
 class SuiteTask(StrictModel):
@@ -62,7 +70,8 @@ class SuiteConfig(StrictModel):
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     tasks: list[SuiteTask] = Field(min_length=1)
-    cores: list[Literal["gru", "lstm", "rnn"]] = Field(default_factory=lambda: list(CORES), min_length=1)
+    cores: list[Annotated[str, AfterValidator(_known_core)]] = Field(default_factory=core_names, min_length=1,
+                             description="registered core names or module:Class paths; default: every registered core")
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     reference: ReferenceConfig | None = None
 
@@ -124,7 +133,7 @@ def expand(suite: SuiteConfig, where: str | Path = "suite") -> list[RunSpec]:
                 for core in [*suite.cores, *([REFERENCE_CORE] if _has_reference(suite, task, seed) else [])]:
                     config = _run_config(suite, task, core, seed, budget, where)
                     label = task.name if len(budgets) == 1 else f"{task.name}@{_short(config.training.total_timesteps)}"
-                    runs.append(RunSpec(f"{label}-{core}-s{seed}", label, core, seed,
+                    runs.append(RunSpec(f"{label}-{run_label(core)}-s{seed}", label, core, seed,
                                         config.training.total_timesteps, task.horizon, config))
     return runs
 
@@ -170,5 +179,10 @@ def _short(steps: int) -> str:
     return f"{steps // 1000}k" if steps % 1000 == 0 else str(steps)
 
 
-__all__ = ["CORES", "REFERENCE_CORE", "ReferenceConfig", "RunSpec", "SuiteConfig", "SuiteTask", "deep_merge",
+def run_label(core: str) -> str:
+    """A core as run ids and file names show it: ``mymodule:MyCore`` becomes ``MyCore``."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", core.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
+
+
+__all__ = ["REFERENCE_CORE", "run_label", "ReferenceConfig", "RunSpec", "SuiteConfig", "SuiteTask", "deep_merge",
            "expand", "load_suite"]

@@ -1,23 +1,37 @@
-"""Memory cores: ``(x[T,B,I], state, episode_starts[T,B]) -> (out[T,B,H], state)`` for GRU, LSTM and RNN."""
+"""Memory cores: ``(x[T,B,I], state, episode_starts[T,B]) -> (out[T,B,H], state)``, found by name in the registry.
+
+Built in: GRU, LSTM and plain RNN (PyTorch's cells, fused CPU kernels for GRU and LSTM), minGRU and LRU (linear
+recurrences trained with a parallel scan). A user's own core is a ``MemoryCore`` subclass (see ``base.py``).
+"""
 
 from __future__ import annotations
 
 from rlgru.cores.base import MemoryCore
-from rlgru.cores.gru import GRUCore
-from rlgru.cores.lstm import LSTMCore
-from rlgru.cores.rnn import RNNCore
+from rlgru.cores.registry import (
+    BUILTIN_CORES,
+    CoreInfo,
+    core_label,
+    core_names,
+    core_settings,
+    core_spec,
+    describe_core,
+    make_core,
+    register_core,
+    resolve_core,
+    validate_core_settings,
+)
 
-CORES: dict[str, type[MemoryCore]] = {"gru": GRUCore, "lstm": LSTMCore, "rnn": RNNCore}
-
-
-def make_core(kind: str, input_size: int, hidden_size: int, n_layers: int = 1) -> MemoryCore:
-    """Build a core by name; the names are the ones configs and reports use."""
-    try:
-        core_class = CORES[kind]
-    except KeyError:
-        raise ValueError(f"unknown core {kind!r}; choose one of {sorted(CORES)}") from None
-    # Spaces report sizes as numpy integers, which torch's RNN modules refuse.
-    return core_class(int(input_size), int(hidden_size), int(n_layers))
-
-
-__all__ = ["CORES", "GRUCore", "LSTMCore", "MemoryCore", "RNNCore", "make_core"]
+__all__ = [
+    "BUILTIN_CORES",
+    "CoreInfo",
+    "MemoryCore",
+    "core_label",
+    "core_names",
+    "core_settings",
+    "core_spec",
+    "describe_core",
+    "make_core",
+    "register_core",
+    "resolve_core",
+    "validate_core_settings",
+]

@@ -1,37 +1,42 @@
-"""The memory-core contract shared by GRU, LSTM and plain-RNN cores.
+"""The memory-core contract: ``forward(x[T,B,I], state, episode_starts[T,B]) -> (out[T,B,H], state)``.
 
-A core is a pure function of ``(inputs, state, episode_starts) -> (outputs, state)``: the state is plain data
-(one tensor ``[n_layers, batch, state_size]``) so buffers can store it and policies can concatenate it.
+A core is a pure function of its inputs and a state that is plain data (one tensor ``[n_layers, B, state_size]``),
+so buffers can store it per step and policies can concatenate the actor's and the critic's. Nothing here assumes an
+RNN module: cells with PyTorch RNN weights get ``TorchRNNWeights`` (``rnn_weights.py``) on top.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Segment = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class MemoryCore(nn.Module):
-    """Base class: handles zero initial states and episode-start resets; subclasses run the recurrence.
+    """Base class of every memory core, built-in or a user's own.
 
-    ``forward(x, state, episode_starts)``: ``x`` is ``[T, B, input_size]``, ``state`` is ``[n_layers, B,
-    state_size]`` or ``None`` (zeros), ``episode_starts`` is ``[T, B]`` in {0, 1} or ``None``. A 1 at ``[t, b]``
-    zeroes env ``b``'s state *before* step ``t``. Returns ``out [T, B, hidden_size]`` and the final state.
+    A subclass implements one of two hooks:
+
+    - ``recur(x, state, keep)`` when it can zero the state of some envs in the middle of a sequence itself
+      (``keep [T, B]`` is 0 where the state is zeroed *before* step ``t``, or ``None``). Training then replays whole
+      rollout lanes with their resets inside, and nothing is cut or padded.
+    - ``run_segment(x, state)`` for a stretch with no reset inside; the base class splits sequences at resets and
+      calls it once per stretch (and the rollout buffer cuts training sequences at resets for such cores).
+
+    Settings of its own are keyword-only constructor arguments with type hints and defaults (``dropout: float =
+    0.0``): the registry turns them into a validated schema for configs and ``policy_kwargs["core_kwargs"]``.
     """
 
-    #: short name used by configs and reports ("gru", "lstm", "rnn")
-    kind: str = ""
-    #: how many hidden_size-wide vectors make up the state of one layer (2 for LSTM's h and c)
-    state_multiplier: int = 1
-    #: True when resets inside a sequence cost nothing extra: training then replays whole rollout lanes with
-    #: their resets instead of cutting (and padding) sequences at every reset.
-    native_resets: bool = False
-    #: the PyTorch RNN module holding the weights (nn.GRU / nn.LSTM / nn.RNN), set by subclasses
-    rnn: nn.RNNBase
+    #: the name used when ``register_core`` got none: how reports and policy classes (``Mlp<policy_name>Policy``)
+    #: call this core
+    policy_name: str = ""
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__()
+        input_size, hidden_size, n_layers = int(input_size), int(hidden_size), int(n_layers)
         if input_size < 1 or hidden_size < 1 or n_layers < 1:
             raise ValueError(
                 f"input_size, hidden_size and n_layers must be positive, got {input_size}, {hidden_size}, {n_layers}"
@@ -40,64 +45,63 @@ class MemoryCore(nn.Module):
         self.hidden_size = hidden_size
         self.n_layers = n_layers
 
+    # ------------------------------------------------------------------------------------------------ state
     @property
     def state_size(self) -> int:
-        return self.hidden_size * self.state_multiplier
+        """Width of one layer's state; ``hidden_size`` unless the core keeps more (an LSTM's c, a complex state)."""
+        return self.hidden_size
 
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
-        return torch.zeros(self.n_layers, batch_size, self.state_size, device=device)
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        return torch.zeros(self.n_layers, batch_size, self.state_size, device=device, dtype=dtype)
 
+    def readout(self, layer_state: torch.Tensor) -> torch.Tensor:
+        """The part of one layer's state ``[..., state_size]`` worth looking at (memory probe, PCA plots).
+
+        The whole state by default; an LSTM shows ``h``, not ``c``.
+        """
+        return layer_state
+
+    def resets_natively(self, device: torch.device | str) -> bool:
+        """Whether ``recur`` takes sequences with resets inside on ``device`` (then training replays uncut lanes)."""
+        return type(self).recur is not MemoryCore.recur
+
+    def engine(self, device: torch.device | str) -> str:
+        """What runs the recurrence on ``device`` (for ``rlgru cores`` and reports): "PyTorch" unless a core
+        brings its own kernel."""
+        return "PyTorch"
+
+    # ------------------------------------------------------------------------------------------- recurrence
     def forward(
         self,
         x: torch.Tensor,
         state: torch.Tensor | None = None,
         episode_starts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() != 3:
+        """``x [T, B, input_size]``, ``state [n_layers, B, state_size]`` or ``None`` (zeros), ``episode_starts
+        [T, B]`` in {0, 1} or ``None``: a 1 at ``[t, b]`` zeroes env ``b``'s state before step ``t``.
+        Returns ``out [T, B, hidden_size]`` and the state after the last step."""
+        if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"expected inputs of shape [T, B, {self.input_size}], got {tuple(x.shape)}")
-        seq_len, batch_size = x.shape[:2]
         if state is None:
-            state = self.initial_state(batch_size, x.device).to(x.dtype)
-        if episode_starts is None:
-            return self._run(x, state)
-        keep = 1.0 - episode_starts.to(x.dtype)
-        # Training sequences are cut at resets, so resets inside a sequence only happen in multi-step predict():
-        # the common case is one recurrent call over the whole sequence.
-        if seq_len == 1 or not bool(episode_starts[1:].any()):
-            return self._run(x, state * keep[0].view(1, batch_size, 1))
-        return self._run_with_resets(x, state, keep)
+            state = self.initial_state(x.shape[1], x.device, x.dtype)
+        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
+        if self.resets_natively(x.device):
+            return self.recur(x, state, keep)
+        return split_at_resets(self.run_segment, x, state, keep)
 
-    def _run_with_resets(
-        self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor
+    def recur(
+        self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Split time at steps where any env resets and run each segment in one call."""
-        batch_size = x.shape[1]
-        reset_steps = (keep[1:] < 1).any(dim=1).nonzero().flatten().add(1).tolist()
-        bounds = [0, *reset_steps, x.shape[0]]
-        outputs = []
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-            state = state * keep[start].view(1, batch_size, 1)
-            out, state = self._run(x[start:end], state)
-            outputs.append(out)
-        return torch.cat(outputs, dim=0), state
-
-    def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the recurrence over ``x`` with no resets."""
+        """The whole sequence, zeroing ``state[:, b]`` before step ``t`` where ``keep[t, b] == 0``."""
         raise NotImplementedError
 
-    def layers(self) -> list[Weights]:
-        """Every layer's ``(weight_ih, weight_hh, bias_ih, bias_hh)`` of the PyTorch module ``self.rnn``."""
-        # PyTorch's RNN modules keep their parameters in this list, in layer_weights' order; reading it is ~10x
-        # cheaper than four nn.Module attribute lookups per layer, which shows in single-step rollouts.
-        flat = getattr(self.rnn, "_flat_weights", None)
-        if flat is None or len(flat) != 4 * self.n_layers or any(w is None for w in flat):
-            return [self.layer_weights(layer) for layer in range(self.n_layers)]
-        return [tuple(flat[4 * layer : 4 * layer + 4]) for layer in range(self.n_layers)]
+    def run_segment(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A stretch of steps with no reset inside."""
+        raise NotImplementedError(f"{type(self).__name__} must implement recur() or run_segment()")
 
-    def layer_weights(self, layer: int) -> Weights:
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of one layer, in PyTorch's gate order."""
-        return tuple(getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-
+    # ------------------------------------------------------------------------------------------ diagnostics
     @torch.no_grad()
     def diagnose(
         self,
@@ -106,17 +110,48 @@ class MemoryCore(nn.Module):
         mask: torch.Tensor | None = None,
         episode_starts: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """Mean gate activations and hidden-state norm over a sequence batch (for TensorBoard).
+        """Scalars about the memory over a sequence batch, logged as ``memory/*``: the output norm and whatever
+        ``trace`` adds (gate activations), averaged over the real steps.
 
         ``mask`` ``[T, B]`` marks valid (non-padding) steps; ``episode_starts`` as in ``forward``.
         """
-        out, _ = self(x, state, episode_starts)
-        return {"hidden_norm": masked_mean(out.norm(dim=-1), mask)}
+        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
+        out, quantities = self.trace(x, state, keep)
+        stats = {name: masked_mean(value, mask if value.dim() >= 2 else None) for name, value in quantities.items()}
+        stats["hidden_norm"] = masked_mean(out.norm(dim=-1), mask)
+        return stats
+
+    def trace(
+        self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The output ``[T, B, hidden_size]`` and named quantities worth watching, for ``diagnose``: ``[T, B, ...]``
+        tensors are averaged over real steps, anything else over all its elements. Runs without gradients."""
+        return self(x, state, None if keep is None else 1 - keep)[0], {}
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}, n_layers={self.n_layers}"
 
 
-def keep_mask(episode_starts: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    """``[T, B, 1]``: 0 where the state is zeroed before a step, for per-step loops that apply resets."""
-    return None if episode_starts is None else (1 - episode_starts.to(like.dtype)).unsqueeze(-1)
+def split_at_resets(
+    run: Segment, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``run`` once per stretch of steps with no reset inside, zeroing states where a stretch starts.
+
+    ``state`` is ``[..., B, size]`` (any leading layer axes); ``keep`` ``[T, B]`` as in ``MemoryCore.recur``. The
+    one fallback for every core (and kernel) that cannot reset mid-sequence.
+    """
+    if keep is None:
+        return run(x, state)
+    batch_size = x.shape[1]
+    if x.shape[0] == 1 or bool((keep[1:] >= 1).all()):
+        return run(x, state * keep[0].view(batch_size, 1))
+    reset_steps = (keep[1:] < 1).any(dim=1).nonzero().flatten().add(1).tolist()
+    bounds = [0, *reset_steps, x.shape[0]]
+    outputs = []
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        out, state = run(x[start:end], state * keep[start].view(batch_size, 1))
+        outputs.append(out)
+    return torch.cat(outputs, dim=0), state
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:

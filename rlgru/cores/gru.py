@@ -10,35 +10,29 @@ import torch
 from torch import nn
 
 from rlgru.cores import fused_gru
-from rlgru.cores.base import keep_mask, masked_mean
 from rlgru.cores.kernel_core import KernelCore
 
 
 class GRUCore(KernelCore):
-    kind = "gru"
+    """PyTorch's GRU cell (Cho et al. 2014) with rlgru's fused CPU kernel.
+
+    :param dropout: dropout on each layer's output but the last, while training (``nn.GRU``'s ``dropout``).
+    """
+
+    policy_name = "Gru"
     kernel = fused_gru
+    rnn_class = nn.GRU
+    rnn_attribute = "gru"
 
-    def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
-        super().__init__(input_size, hidden_size, n_layers)
-        self.gru = nn.GRU(input_size, hidden_size, num_layers=n_layers)
+    def run_segment(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rnn(x, state.contiguous())
 
-    @property
-    def rnn(self) -> nn.GRU:  # type: ignore[override]
-        return self.gru
-
-    def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.gru(x, state.contiguous())
-
-    @torch.no_grad()
-    def diagnose(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        episode_starts: torch.Tensor | None = None,
-    ) -> dict[str, float]:
+    def trace(
+        self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Replays the cell step by step to see its gates (the kernel keeps them to itself)."""
         update, reset = [], []
-        keep = keep_mask(episode_starts, x)
+        keep = None if keep is None else keep.unsqueeze(-1)
         layer_input = x
         for layer in range(self.n_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
@@ -59,8 +53,5 @@ class GRUCore(KernelCore):
                 reset.append(r)
             layer_input = torch.stack(outputs)
         shape = (self.n_layers, *x.shape[:2], self.hidden_size)
-        return {
-            "update_gate": masked_mean(torch.stack(update).view(shape).mean(0), mask),
-            "reset_gate": masked_mean(torch.stack(reset).view(shape).mean(0), mask),
-            "hidden_norm": masked_mean(layer_input.norm(dim=-1), mask),
-        }
+        gates = {"update_gate": torch.stack(update), "reset_gate": torch.stack(reset)}
+        return layer_input, {name: values.view(shape).mean(0) for name, values in gates.items()}

@@ -2,8 +2,8 @@
 
 The kernel modules (``fused_gru``, ``fused_lstm``) take the stacked layers' weights and a per-step ``keep`` mask,
 zeroing an env's state inside the time loop where an episode starts. With them a reset costs nothing, so training
-replays whole rollout lanes (``native_resets``). Without them (no compiler, other devices or dtypes) the core falls
-back to the PyTorch module through ``MemoryCore.forward``, which splits the sequence at resets.
+replays whole rollout lanes (``resets_natively``). Without them (no compiler, other devices or dtypes) the core runs
+its PyTorch module through ``run_segment``, split at resets.
 """
 
 from __future__ import annotations
@@ -11,34 +11,52 @@ from __future__ import annotations
 from types import ModuleType
 
 import torch
+from torch import nn
 
-from rlgru.cores.base import MemoryCore
+from rlgru.cores.base import MemoryCore, split_at_resets
+from rlgru.cores.rnn_weights import TorchRNNWeights
+from rlgru.cores.settings import Dropout
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-class KernelCore(MemoryCore):
-    """Subclasses set ``kernel``: a module with ``available()`` and ``run_layers``."""
+class KernelCore(TorchRNNWeights, MemoryCore):
+    """Subclasses set ``kernel`` (a module with ``available()`` and ``run_layers``) and the PyTorch module class
+    holding the weights.
+
+    :param dropout: dropout on each layer's output but the last, while training (``nn.GRU``/``nn.LSTM``'s
+        ``dropout``; sb3-contrib's ``lstm_kwargs=dict(dropout=...)``), in the kernel and the fallback alike.
+    """
 
     kernel: ModuleType
+    rnn_class: type[nn.RNNBase]
+    #: the module's name in state dicts ("gru", "lstm"), as models saved by earlier versions have it
+    rnn_attribute: str
+
+    def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1, *, dropout: Dropout = 0.0) -> None:
+        super().__init__(input_size, hidden_size, n_layers)
+        module = self.rnn_class(self.input_size, self.hidden_size, num_layers=self.n_layers, dropout=dropout)
+        self.add_module(self.rnn_attribute, module)
 
     @property
-    def native_resets(self) -> bool:  # type: ignore[override]
-        return self.kernel.available()
+    def rnn(self) -> nn.RNNBase:  # type: ignore[override]
+        return getattr(self, self.rnn_attribute)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor | None = None,
-        episode_starts: torch.Tensor | None = None,
+    def resets_natively(self, device: torch.device | str) -> bool:
+        return torch.device(device).type == "cpu" and self.kernel.available()
+
+    def recur(
+        self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() != 3 or not self.uses_kernel(x):
-            return super().forward(x, state, episode_starts)
-        if state is None:
-            state = self.initial_state(x.shape[1], x.device).to(x.dtype)
+        if not self.uses_kernel(x):
+            return split_at_resets(self.run_segment, x, state, keep)
         # The kernel zeroes the state per (step, env) itself: no splitting at resets, no host sync to find them.
-        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
-        return self.kernel.run_layers(x, state, self.layers(), keep)
+        return self.kernel.run_layers(x, state, self.layers(), keep, dropout=self.dropout_rate)
+
+    def engine(self, device: torch.device | str) -> str:
+        if self.resets_natively(device):
+            return f"fused C++ kernel ({self.kernel.KERNEL.info()['isa']})"
+        return f"PyTorch {type(self.rnn).__name__}"
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
         """Whether inputs like ``x`` (device, dtype, shape) go through the kernel."""

@@ -13,32 +13,37 @@ import torch
 from torch import nn
 
 from rlgru.cores import fused_lstm
-from rlgru.cores.base import keep_mask, masked_mean
 from rlgru.cores.kernel_core import KernelCore
 
 
 class LSTMCore(KernelCore):
-    kind = "lstm"
-    state_multiplier = 2
-    kernel = fused_lstm
+    """PyTorch's LSTM cell (Hochreiter & Schmidhuber 1997) with rlgru's fused CPU kernel.
 
-    def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
-        super().__init__(input_size, hidden_size, n_layers)
-        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=n_layers)
+    :param dropout: dropout on each layer's output but the last, while training (``nn.LSTM``'s ``dropout``;
+        sb3-contrib's ``lstm_kwargs=dict(dropout=...)``).
+    """
+
+    policy_name = "Lstm"
+    kernel = fused_lstm
+    rnn_class = nn.LSTM
+    rnn_attribute = "lstm"
 
     @property
-    def rnn(self) -> nn.LSTM:  # type: ignore[override]
-        return self.lstm
+    def state_size(self) -> int:
+        return 2 * self.hidden_size  # [h | c]
+
+    def readout(self, layer_state: torch.Tensor) -> torch.Tensor:
+        return layer_state[..., : self.hidden_size]
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
-        # Rollout steps (T = 1, no grad): torch.lstm_cell, via the base class and _run, edges out the kernel.
+        # Rollout steps (T = 1, no grad): torch.lstm_cell, via run_segment, edges out the kernel.
         return not (x.shape[0] == 1 and not torch.is_grad_enabled()) and super().uses_kernel(x)
 
-    def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_segment(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h0, c0 = state.split(self.hidden_size, dim=-1)
         if x.shape[0] == 1 and not torch.is_grad_enabled():
             return self._step(x, h0, c0)
-        out, (h, c) = self.lstm(x, (h0.contiguous(), c0.contiguous()))
+        out, (h, c) = self.rnn(x, (h0.contiguous(), c0.contiguous()))
         return out, torch.cat((h, c), dim=-1)
 
     def _step(self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,19 +53,15 @@ class LSTMCore(KernelCore):
         for layer in range(self.n_layers):
             h, c = torch.lstm_cell(layer_input, (h0[layer], c0[layer]), *layers[layer])
             states.append(torch.cat((h, c), dim=-1))
-            layer_input = h
+            layer_input = self.dropped(h) if layer < self.n_layers - 1 else h
         return layer_input.unsqueeze(0), torch.stack(states)
 
-    @torch.no_grad()
-    def diagnose(
-        self,
-        x: torch.Tensor,
-        state: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        episode_starts: torch.Tensor | None = None,
-    ) -> dict[str, float]:
+    def trace(
+        self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Replays the cell step by step to see its gates (the kernel keeps them to itself)."""
         gates = {"input_gate": [], "forget_gate": [], "output_gate": []}
-        keep = keep_mask(episode_starts, x)
+        keep = None if keep is None else keep.unsqueeze(-1)
         layer_input = x
         for layer in range(self.n_layers):
             w_ih, w_hh, b_ih, b_hh = self.layer_weights(layer)
@@ -78,9 +79,5 @@ class LSTMCore(KernelCore):
                 for name, value in (("input_gate", i), ("forget_gate", f), ("output_gate", o)):
                     gates[name].append(value)
             layer_input = torch.stack(outputs)
-        stats = {
-            name: masked_mean(torch.stack(v).view(self.n_layers, *x.shape[:2], -1).mean(0), mask)
-            for name, v in gates.items()
-        }
-        stats["hidden_norm"] = masked_mean(layer_input.norm(dim=-1), mask)
-        return stats
+        shape = (self.n_layers, *x.shape[:2], self.hidden_size)
+        return layer_input, {name: torch.stack(values).view(shape).mean(0) for name, values in gates.items()}

@@ -37,8 +37,9 @@ def to_schedule(value: float | str) -> float | LinearSchedule:
     return float(value)
 
 
-def policy_name(policy: PolicyConfig, observation_space: spaces.Space) -> str:
-    """``MlpGruPolicy`` and friends; ``extractor: auto`` picks by observation space as SB3 users would."""
+def policy_name(policy: PolicyConfig, observation_space: spaces.Space, core_label: str = "") -> str:
+    """``MlpPolicy``, ``CnnPolicy`` or ``MultiInputPolicy``; ``extractor: auto`` picks by observation space as SB3
+    users would."""
     extractor = policy.extractor
     if extractor == "auto":
         if isinstance(observation_space, spaces.Dict):
@@ -47,11 +48,14 @@ def policy_name(policy: PolicyConfig, observation_space: spaces.Space) -> str:
             extractor = "cnn"
         else:
             extractor = "mlp"
-    return f"{_EXTRACTOR_PREFIX[extractor]}{policy.core.capitalize()}Policy"
+    # rlgru takes the core from policy_kwargs (built-in or a user's); sb3-contrib's names carry it ("Lstm")
+    return f"{_EXTRACTOR_PREFIX[extractor]}{core_label}Policy"
 
 
 def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
+        "core": policy.core,
+        "core_kwargs": dict(policy.core_kwargs),
         "hidden_size": policy.hidden_size,
         "n_layers": policy.n_layers,
         "shared_core": policy.shared_core,
@@ -73,6 +77,8 @@ def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
 def contrib_policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
     """The same network in sb3-contrib's LSTM vocabulary (its critic core is ``enable_critic_lstm``)."""
     kwargs = policy_kwargs(policy)
+    del kwargs["core"]  # always an LSTM there
+    kwargs["lstm_kwargs"] = kwargs.pop("core_kwargs")
     kwargs["lstm_hidden_size"] = kwargs.pop("hidden_size")
     kwargs["n_lstm_layers"] = kwargs.pop("n_layers")
     kwargs["shared_lstm"] = kwargs.pop("shared_core")
@@ -86,17 +92,19 @@ def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, wh
     algorithm = config.algorithm
     contrib = algorithm.implementation == "sb3-contrib"
     extra: dict[str, Any] = {}
+    core_label = ""
     if contrib:
         from sb3_contrib import RecurrentPPO as agent_class
 
         kwargs = contrib_policy_kwargs(config.policy)
+        core_label = "Lstm"
     else:
         agent_class = RecurrentPPO
         kwargs = policy_kwargs(config.policy)
         extra = {"hidden_reset": config.policy.hidden_reset, "max_seq_len": algorithm.max_seq_len}
     try:
         return agent_class(
-            policy_name(config.policy, env.observation_space),
+            policy_name(config.policy, env.observation_space, core_label),
             env,
             learning_rate=to_schedule(algorithm.learning_rate),
             n_steps=algorithm.n_steps,

@@ -14,8 +14,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from rlgru.cores.registry import resolve_core, validate_core_settings
 from rlgru.harness.errors import HarnessError
 
 LINEAR_PREFIX = "lin_"
@@ -141,7 +151,8 @@ ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu", "gelu", "silu")
 class PolicyConfig(StrictModel):
     """The recurrent policy: memory core, when its state is reset, and the MLP heads after it."""
 
-    core: Literal["gru", "lstm", "rnn"] = "gru"
+    core: str = Field(default="gru", description="a registered core name (rlgru cores) or module:Class")
+    core_kwargs: dict[str, Any] = Field(default_factory=dict, description="the core's own settings")
     hidden_size: PositiveInt = 256
     n_layers: PositiveInt = 1
     shared_core: bool = False
@@ -158,6 +169,19 @@ class PolicyConfig(StrictModel):
     )
     features_extractor_kwargs: dict[str, Any] = Field(default_factory=dict)
     log_std_init: float = 0.0
+
+    @field_validator("core")
+    @classmethod
+    def _core_exists(cls, core: str) -> str:
+        resolve_core(core)  # raises ValueError naming the registered cores
+        return core
+
+    @field_validator("core_kwargs")
+    @classmethod
+    def _core_settings_are_valid(cls, settings: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "core" in info.data:  # else the core itself was wrong, and that is the error to show
+            return validate_core_settings(info.data["core"], settings)
+        return settings
 
 
 class TrainingConfig(StrictModel):
@@ -346,6 +370,9 @@ def describe_error(error: Any, root: type[BaseModel] | None = None) -> str:
     value = error.get("input")
     if kind != "value_error" and not isinstance(value, dict | list):
         message += f" (got {value!r})"
+    setting = re.match(r"^(\w+): (.*)$", message, re.DOTALL)
+    if kind == "value_error" and location[-1:] == ("core_kwargs",) and setting:
+        return f"{path}.{setting[1]}: {setting[2]}"  # a core setting's error names that setting's key path
     return f"{path}: {message}"
 
 

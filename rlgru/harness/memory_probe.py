@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
@@ -121,16 +122,17 @@ def hidden_trajectory(
     n_components: int = 3,
     fit_episodes: int = 20,
 ) -> HiddenTrajectory:
-    """Record the last layer's hidden state (an LSTM's ``h``) at every step of ``fit_episodes`` episodes on the
-    first env, fit principal components on all of them (a steadier basis than one episode gives), and project
-    the first episode."""
-    hidden_size = model.policy.actor_core.hidden_size
+    """Record the actor core's last layer as its ``readout`` shows it (an LSTM's ``h``, a GRU's whole state) at
+    every step of ``fit_episodes`` episodes on the first env, fit principal components on all of them (a steadier
+    basis than one episode gives), and project the first episode."""
+    policy = model.policy
     states: list[np.ndarray] = []
     rewards: list[float] = []
     first_episode_length: list[int] = []
 
     def record(state: np.ndarray, step_rewards: np.ndarray, dones: np.ndarray) -> None:
-        states.append(np.asarray(state[-1, 0, :hidden_size], dtype=np.float64))
+        first_env = torch.as_tensor(state[:, :1], device=policy.device)
+        states.append(policy.readout(first_env)[0].cpu().numpy().astype(np.float64))
         rewards.append(float(step_rewards[0]))
         if dones[0] and not first_episode_length:
             first_episode_length.append(len(states))

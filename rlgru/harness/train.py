@@ -200,7 +200,8 @@ def _describe_start(config: RunConfig, model: RecurrentPPO, remaining: int, repo
     policy = config.policy
     start = f" from timestep {model.num_timesteps}" if model.num_timesteps else ""
     implementation = " (sb3-contrib)" if config.algorithm.implementation == "sb3-contrib" else ""
-    report(f"training {policy_name(policy, model.observation_space)}{implementation} ({policy.core} "
+    core_label = type(model.policy).__name__ if implementation else policy_name(policy, model.observation_space)
+    report(f"training {core_label}{implementation} ({policy.core} "
            f"{policy.hidden_size}x{policy.n_layers}, hidden_reset={policy.hidden_reset}) on {config.env.id}{start} "
            f"for {remaining} timesteps with {config.env.n_envs} {config.env.vec_env} envs, seed {config.seed}")
 

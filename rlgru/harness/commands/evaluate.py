@@ -92,7 +92,7 @@ def _probe(
     curve.update(env_id=target.env.id, model=str(target.model), timesteps=model.num_timesteps)
     if reference is not None:
         curve.update(optimal_return=reference["optimal_return"], memoryless_return=reference["memoryless_return"])
-    title = f"{target.env.id}: {model.policy.core_type.upper()} {model.policy.hidden_size}, {model.num_timesteps} steps"
+    title = f"{target.env.id}: {model.policy.core} {model.policy.hidden_size}, {model.num_timesteps} steps"
     plot_memory_horizon(curve, out_dir / "memory_horizon.png", title)
     single = _eval_env(target, seed, 1)
     try:
