@@ -31,7 +31,9 @@ from stable_baselines3.common.utils import LinearSchedule
 
 ENV_ID = "rlgru/CartPoleNoVel-v1"
 N_ENVS = 8
-ALGORITHMS = ("rlgru-gru", "rlgru-lstm", "sb3-contrib-lstm", "sb3-ppo-mlp")
+ALGORITHMS = ("rlgru-gru", "rlgru-lstm", "sb3-contrib-lstm", "sb3-ppo-mlp", "rlgru-mingru", "rlgru-lru")
+#: the comparison README's table is about; the other rlgru cores on request (--algorithms)
+DEFAULT_ALGORITHMS = ALGORITHMS[:4]
 
 
 def hyperparameters() -> dict[str, Any]:
@@ -54,11 +56,12 @@ def make_algorithm(name: str, seed: int) -> BaseAlgorithm:
     env = make_vec_env(ENV_ID, n_envs=N_ENVS, seed=seed)
     base_policy = {"net_arch": {"pi": [64], "vf": [64]}, "activation_fn": th.nn.ReLU, "ortho_init": False}
     recurrent_policy = {**base_policy, "lstm_hidden_size": 64, "enable_critic_lstm": True}
-    if name in ("rlgru-gru", "rlgru-lstm"):
+    if name.startswith("rlgru-"):
         from rlgru import RecurrentPPO
 
-        policy = "MlpGruPolicy" if name == "rlgru-gru" else "MlpLstmPolicy"
-        return RecurrentPPO(policy, env, seed=seed, policy_kwargs=recurrent_policy, **hyperparameters())
+        core = name.removeprefix("rlgru-")
+        return RecurrentPPO("MlpPolicy", env, seed=seed, policy_kwargs={**recurrent_policy, "core": core},
+                            **hyperparameters())
     if name == "sb3-contrib-lstm":
         from sb3_contrib import RecurrentPPO as ContribRecurrentPPO
 
@@ -168,7 +171,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("speed", "learn"), default="speed")
-    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser.add_argument("--algorithms", nargs="+", default=list(DEFAULT_ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-steps", type=int, default=4096)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])

@@ -24,8 +24,8 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from rlgru.cores import MemoryCore, core_label, core_names, core_spec, make_core, resolve_core
-from rlgru.cores.registry import CoreSpec, validate_core_settings
+from rlgru.cores import MemoryCore, core_names, make_core, resolve_core
+from rlgru.cores.registry import CoreSpec, core_label, core_spec, validate_core_settings
 
 CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True,
                                  "core_kwargs": None}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rlgru import RecurrentPPO
+from rlgru.cores import core_names
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.env_factory import make_env
 from rlgru.harness.evaluate import EvalResult, run_episodes
@@ -15,9 +16,11 @@ from rlgru.harness.memory_probe import MemoryHorizon, default_k_values, hidden_t
 from rlgru.harness.plots import plot_hidden_trajectory, plot_memory_horizon
 
 
-def agent(env_id: str, hidden_reset: str = "episode", n_envs: int = 2) -> tuple[RecurrentPPO, object]:
+def agent(
+    env_id: str, hidden_reset: str = "episode", n_envs: int = 2, core: str = "gru"
+) -> tuple[RecurrentPPO, object]:
     env = make_env(EnvConfig(id=env_id, n_envs=n_envs), seed=0)
-    model = RecurrentPPO("MlpGruPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"hidden_size": 4},
+    model = RecurrentPPO("MlpPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"core": core, "hidden_size": 4},
                          hidden_reset=hidden_reset, seed=0, device="cpu")
     return model, env
 
@@ -91,8 +94,9 @@ def test_default_k_values_span_one_to_the_longest_memory() -> None:
     assert many[0] == 1 and many[-1] == 1000 and len(many) <= 12 and many == sorted(set(many))
 
 
-def test_probe_and_plots(tmp_path: Path) -> None:
-    model, env = agent("rlgru/RepeatFirst-Easy-v0")
+@pytest.mark.parametrize("core", core_names())
+def test_probe_and_plots(core: str, tmp_path: Path) -> None:
+    model, env = agent("rlgru/RepeatFirst-Easy-v0", core=core)
     horizon = memory_horizon(model, env, 4, seed=3, k_values=[1, 2, 8])
     curve = horizon.as_dict()
     assert [p["k"] for p in curve["curve"]] == [1, 2, 8] and curve["longest_memory"] == 8

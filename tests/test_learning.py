@@ -25,7 +25,7 @@ def recall_env(seed: int) -> object:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", ["MlpGruPolicy", "MlpLstmPolicy"])
+@pytest.mark.parametrize("policy", ["MlpGruPolicy", "MlpLstmPolicy", "MlpMinGruPolicy", "MlpLruPolicy"])
 def test_recurrent_agent_solves_cue_recall(policy: str) -> None:
     th.manual_seed(0)
     model = RecurrentPPO(policy, recall_env(0), seed=0, policy_kwargs={"hidden_size": 32, "net_arch": [32]},

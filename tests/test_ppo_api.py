@@ -15,6 +15,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize
 
 from rlgru import RecurrentPPO
+from rlgru.cores import core_names, resolve_core
+from rlgru.cores.registry import core_label
 from rlgru.policies import POLICY_ALIASES
 from tests.helpers import ACTION_SPACES, OBSERVATION_SPACES, RandomEpisodeEnv
 
@@ -81,14 +83,15 @@ def test_policy_names_match_sb3_contrib_and_add_gru_and_rnn() -> None:
     assert {"MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy"} <= set(ContribRecurrentPPO.policy_aliases)
     assert set(ContribRecurrentPPO.policy_aliases) <= set(POLICY_ALIASES)
     assert {"MlpGruPolicy", "CnnGruPolicy", "MultiInputGruPolicy", "MlpRnnPolicy"} <= set(POLICY_ALIASES)
+    assert {"MlpMinGruPolicy", "CnnLruPolicy", "MlpPolicy", "MultiInputPolicy"} <= set(POLICY_ALIASES)
 
 
-@pytest.mark.parametrize("core", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("core", core_names())
 @pytest.mark.parametrize("shared", [False, True])
 def test_predict_step_by_step_equals_sequence_forward(core: str, shared: bool) -> None:
     """predict() one step at a time, with resets, computes what one core call over the sequence computes."""
     model = RecurrentPPO("MlpGruPolicy", vec_env(action_space=ACTION_SPACES["box"]), seed=0, **SMALL,
-                         policy_kwargs={"core_type": core, "hidden_size": 8, "n_layers": 2, "shared_core": shared})
+                         policy_kwargs={"core": core, "hidden_size": 8, "n_layers": 2, "shared_core": shared})
     policy = model.policy
     rng = np.random.default_rng(0)
     seq_len, n_envs = 12, 3
@@ -112,7 +115,7 @@ def test_predict_step_by_step_equals_sequence_forward(core: str, shared: bool) -
     np.testing.assert_allclose(state[..., : policy.actor_core.state_size], final_actor_state.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("policy", ["MlpGruPolicy", "MlpLstmPolicy", "MlpRnnPolicy"])
+@pytest.mark.parametrize("policy", [f"Mlp{core_label(resolve_core(name))}Policy" for name in core_names()])
 def test_save_load_reproduces_deterministic_actions(policy: str, tmp_path) -> None:
     env = vec_env()
     model = RecurrentPPO(policy, env, seed=0, policy_kwargs={"hidden_size": 8}, **SMALL)

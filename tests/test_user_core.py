@@ -116,3 +116,18 @@ def test_user_core_trains_from_a_yaml_config(user_core: type, tmp_path: Path, ca
     error = capsys.readouterr().err
     assert re.search(r"policy\.core_kwargs\.leek: unknown setting \(did you mean 'leak'\?\)", error), error
     assert "Traceback" not in error
+
+
+def test_a_suite_can_sweep_a_user_core_beside_the_built_in_ones(user_core: type, tmp_path: Path) -> None:
+    from rlgru.bench.suite import expand, load_suite
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({
+        "base": {"training": {"total_timesteps": 64}},
+        "tasks": [{"name": "t", "env": {"id": "rlgru/RepeatFirst-Easy-v0"}}],
+        "cores": ["gru", "user_core:LeakyCore"], "seeds": [0],
+    }))
+    runs = {run.run_id: run for run in expand(load_suite(path))}
+    assert set(runs) == {"t-gru-s0", "t-LeakyCore-s0"}, "run ids and folder names stay plain"
+    assert runs["t-LeakyCore-s0"].config.policy.core == "user_core:LeakyCore"
+    assert runs["t-LeakyCore-s0"].core == "user_core:LeakyCore", "results and reports name the core as configs do"

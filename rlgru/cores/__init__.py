@@ -1,37 +1,13 @@
 """Memory cores: ``(x[T,B,I], state, episode_starts[T,B]) -> (out[T,B,H], state)``, found by name in the registry.
 
 Built in: GRU, LSTM and plain RNN (PyTorch's cells, fused CPU kernels for GRU and LSTM), minGRU and LRU (linear
-recurrences trained with a parallel scan). A user's own core is a ``MemoryCore`` subclass (see ``base.py``).
+recurrences trained with a reset-aware scan). A user's own core is a ``MemoryCore`` subclass (see ``base.py``);
+``rlgru.cores.registry`` has the rest of the registry's API (settings schemas, specs, labels).
 """
 
 from __future__ import annotations
 
 from rlgru.cores.base import MemoryCore
-from rlgru.cores.registry import (
-    BUILTIN_CORES,
-    CoreInfo,
-    core_label,
-    core_names,
-    core_settings,
-    core_spec,
-    describe_core,
-    make_core,
-    register_core,
-    resolve_core,
-    validate_core_settings,
-)
+from rlgru.cores.registry import core_names, describe_core, make_core, register_core, resolve_core
 
-__all__ = [
-    "BUILTIN_CORES",
-    "CoreInfo",
-    "MemoryCore",
-    "core_label",
-    "core_names",
-    "core_settings",
-    "core_spec",
-    "describe_core",
-    "make_core",
-    "register_core",
-    "resolve_core",
-    "validate_core_settings",
-]
+__all__ = ["MemoryCore", "core_names", "describe_core", "make_core", "register_core", "resolve_core"]
