@@ -24,7 +24,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from rlgru.cores import MemoryCore, core_names, make_core, resolve_core
+from rlgru.cores import MemoryCore, core_names, resolve_core
 from rlgru.cores.registry import CoreSpec, core_label, core_spec, validate_core_settings
 
 CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True,
@@ -186,7 +186,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
                 self.critic_projection = nn.Linear(self.features_dim, self.hidden_size)
 
     def _make_core(self) -> MemoryCore:
-        return make_core(self.core_class, self.features_dim, self.hidden_size, self.n_layers, **self.core_kwargs)
+        # core_kwargs were validated against the core's settings in __init__
+        return self.core_class(self.features_dim, self.hidden_size, self.n_layers, **self.core_kwargs)
 
     @property
     def core(self) -> str:

@@ -32,7 +32,8 @@ _user_cores: dict[str, type[MemoryCore]] = {}
 #: the constructor arguments every core has; anything after them (keyword-only) is a setting
 _CORE_ARGUMENTS = ("self", "input_size", "hidden_size", "n_layers")
 
-CoreSpec = typing.Union[str, type[MemoryCore]]  # noqa: UP007 - a runtime alias, used in isinstance-free hints
+#: what names a core wherever one is asked for: a registered name, "module:Class", or the class
+CoreSpec = str | type[MemoryCore]
 
 
 def core_names() -> list[str]:
