@@ -434,3 +434,15 @@ def test_build_failure_warns_once_and_falls_back(any_cell: Cell, monkeypatch: py
         with pytest.raises(RuntimeError, match="unavailable"):
             cell.layer(x, tuple(torch.zeros(2, 4) for _ in range(cell.n_states)), weights(core.rnn),
                        implementation="fused")
+
+
+def test_extension_name_follows_torch_sources_and_python_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two virtualenvs sharing torch's extension cache must not rebuild each other's kernels at every switch."""
+    from rlgru.cores import _kernel_build
+
+    source = _kernel_build.CSRC / "fused_gru.cpp"
+    here = _kernel_build.extension_name("rlgru_fused_gru", source)
+    assert here == _kernel_build.extension_name("rlgru_fused_gru", source)
+    assert here != _kernel_build.extension_name("rlgru_fused_gru", _kernel_build.CSRC / "fused_lstm.cpp")
+    monkeypatch.setattr("sys.prefix", "/elsewhere/.venv")
+    assert _kernel_build.extension_name("rlgru_fused_gru", source) != here

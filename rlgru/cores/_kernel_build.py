@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -26,12 +27,14 @@ CFLAGS = ["-O3", "-ffp-contract=fast", "-Wno-psabi"]
 
 
 def extension_name(prefix: str, source: Path) -> str:
-    """``prefix`` + torch version + a digest of the source and the shared headers.
+    """``prefix`` + torch version + a digest of the source, the shared headers and the Python environment.
 
     torch's extension cache keys on the source file and flags but neither on torch's version, whose ABI the
-    build uses, nor on included headers; both go into the name so any change gets a fresh build.
+    build uses, nor on included headers; both go into the name so any change gets a fresh build. The environment
+    (``sys.prefix``) goes in too: two virtualenvs sharing one cache folder would otherwise see each other's
+    build files (other include paths) and rebuild the kernels at every switch.
     """
-    digest = hashlib.sha1()
+    digest = hashlib.sha1(sys.prefix.encode())
     for path in (source, *HEADERS):
         digest.update(path.read_bytes())
     return f"{prefix}_{re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)}_{digest.hexdigest()[:10]}"
