@@ -154,6 +154,12 @@ def split_at_resets(
     return torch.cat(outputs, dim=0), state
 
 
+def dropout_between_layers(output: torch.Tensor, rate: float, last: bool = False) -> torch.Tensor:
+    """A stacked layer's output as the next layer sees it: dropped out at ``rate`` (nn.GRU/nn.LSTM's ``dropout``),
+    untouched for the last layer or at rate 0. Callers pass rate 0 in eval mode."""
+    return output if last or rate <= 0.0 else nn.functional.dropout(output, rate, training=True)
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> float:
     if mask is None:
         return float(values.mean())

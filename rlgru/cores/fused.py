@@ -20,7 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from rlgru.cores import _kernel_build
-from rlgru.cores.base import split_at_resets
+from rlgru.cores.base import dropout_between_layers, split_at_resets
 
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 #: PyTorch's own cell over a stretch with no reset inside: ``(x [T, B, I], state [n_states, B, H], weights) ->
@@ -178,8 +178,8 @@ class FusedCell:
         """
         finals = []
         for layer, weights in enumerate(layers):
-            if layer and dropout > 0.0:
-                x = torch.nn.functional.dropout(x, dropout, training=True)
+            if layer:
+                x = dropout_between_layers(x, dropout)
             if self.n_states == 1:
                 x, h, _ = self.fused_layer(x, state[layer], None, weights, keep, mode)
                 finals.append(h)

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rlgru.cores import scan
-from rlgru.cores.base import MemoryCore
+from rlgru.cores.base import MemoryCore, dropout_between_layers
 from rlgru.cores.scan import linear_scan
 from rlgru.cores.settings import Dropout
 
@@ -105,8 +105,7 @@ class LRUCore(MemoryCore):
             h0 = torch.complex(state[index, :, :n], state[index, :, n:])
             u, h_last = layer(u, h0, keep)
             states.append(torch.cat([h_last.real, h_last.imag], dim=-1))
-            if index < self.n_layers - 1 and self.training and self.dropout > 0:
-                u = F.dropout(u, self.dropout)
+            u = dropout_between_layers(u, self.dropout if self.training else 0.0, last=index == self.n_layers - 1)
         return u, torch.stack(states)
 
     def trace(

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rlgru.cores import scan
-from rlgru.cores.base import MemoryCore
+from rlgru.cores.base import MemoryCore, dropout_between_layers
 from rlgru.cores.scan import linear_scan
 from rlgru.cores.settings import Dropout
 
@@ -74,8 +73,8 @@ class MinGRUCore(MemoryCore):
                 h = linear_scan(carry, z * candidate, h0)
             states.append(h[-1])
             gates.append(z)
-            last = layer == self.n_layers - 1
-            layer_input = h if last or not (self.training and self.dropout > 0) else F.dropout(h, self.dropout)
+            rate = self.dropout if self.training else 0.0
+            layer_input = dropout_between_layers(h, rate, last=layer == self.n_layers - 1)
         return layer_input, torch.stack(states), gates
 
     def trace(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlgru.cores.base import dropout_between_layers
+
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -38,5 +40,4 @@ class TorchRNNWeights:
 
     def dropped(self, layer_output: torch.Tensor) -> torch.Tensor:
         """A non-last layer's output as the next layer sees it."""
-        rate = self.dropout_rate
-        return nn.functional.dropout(layer_output, rate, training=True) if rate > 0 else layer_output
+        return dropout_between_layers(layer_output, self.dropout_rate)

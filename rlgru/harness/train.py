@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from rlgru import RecurrentPPO
-from rlgru.harness.agent import build_agent, load_agent, policy_name
+from rlgru.harness.agent import build_agent, load_agent
 from rlgru.harness.callbacks import PeriodicEvalCallback, UpdateCheckpointCallback, save_checkpoint
 from rlgru.harness.config import (
     RunConfig,
@@ -200,8 +200,7 @@ def _describe_start(config: RunConfig, model: RecurrentPPO, remaining: int, repo
     policy = config.policy
     start = f" from timestep {model.num_timesteps}" if model.num_timesteps else ""
     implementation = " (sb3-contrib)" if config.algorithm.implementation == "sb3-contrib" else ""
-    core_label = type(model.policy).__name__ if implementation else policy_name(policy, model.observation_space)
-    report(f"training {core_label}{implementation} ({policy.core} "
+    report(f"training {type(model.policy).__name__}{implementation} ({policy.core} core "
            f"{policy.hidden_size}x{policy.n_layers}, hidden_reset={policy.hidden_reset}) on {config.env.id}{start} "
            f"for {remaining} timesteps with {config.env.n_envs} {config.env.vec_env} envs, seed {config.seed}")
 
