@@ -24,6 +24,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from rlgru import action_heads
 from rlgru.cores import MemoryCore, core_names, resolve_core
 from rlgru.cores.registry import CoreSpec, core_label, core_spec, validate_core_settings
 
@@ -165,6 +166,11 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             optimizer_kwargs,
         )
         self._build_cores()
+        # rollouts and updates compute the action distribution directly where it has a plain form
+        # (a subclass with its own distribution code keeps it)
+        own_dist = type(self)._get_action_dist_from_latent is not ActorCriticPolicy._get_action_dist_from_latent
+        self._head_kind = None if self.use_sde or own_dist else action_heads.head_kind(self.action_dist)
+        self._action_dims = list(self.action_dist.action_dims) if self._head_kind == "multi_categorical" else []
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     # ----------------------------------------------------------------------------------------------- building
@@ -188,6 +194,9 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     def _make_core(self) -> MemoryCore:
         # core_kwargs were validated against the core's settings in __init__
         return self.core_class(self.features_dim, self.hidden_size, self.n_layers, **self.core_kwargs)
+
+    def _log_std(self) -> th.Tensor | None:
+        return self.log_std if self._head_kind == "gaussian" else None
 
     @property
     def core(self) -> str:
@@ -292,6 +301,9 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             out, new_state = core(features.unsqueeze(0), state)
             return out.squeeze(0), new_state
         mask, index = grid
+        if index.numel() == mask.numel():  # no padding (uncut lanes): the samples already are the grid
+            out, new_state = core(features.view(*mask.shape, -1), state, resets)
+            return out.reshape(mask.numel(), -1), new_state
         out, new_state = core(_to_grid(features, mask, index), state, resets)
         return out.reshape(mask.numel(), -1).index_select(0, index), new_state
 
@@ -300,9 +312,14 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """One rollout step for all envs: ``(actions, values, log_probs, next_state)``."""
         latent_pi, latent_vf, new_state = self._latents(obs, state)
-        distribution = self._get_action_dist_from_latent(latent_pi)
-        actions = distribution.get_actions(deterministic=deterministic)
-        log_prob = distribution.log_prob(actions)
+        if self._head_kind is not None:
+            actions, log_prob = action_heads.sample(
+                self._head_kind, self.action_net(latent_pi), self._log_std(), deterministic, self._action_dims
+            )
+        else:
+            distribution = self._get_action_dist_from_latent(latent_pi)
+            actions = distribution.get_actions(deterministic=deterministic)
+            log_prob = distribution.log_prob(actions)
         values = self.value_net(latent_vf)
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
 
@@ -315,6 +332,11 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         the state was zeroed (see ``SequenceBatch``).
         """
         latent_pi, latent_vf, _ = self._latents(obs, state, mask, resets)
+        if self._head_kind is not None:
+            log_prob, entropy = action_heads.evaluate(
+                self._head_kind, self.action_net(latent_pi), self._log_std(), actions, self._action_dims
+            )
+            return self.value_net(latent_vf), log_prob, entropy
         distribution = self._get_action_dist_from_latent(latent_pi)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
