@@ -89,10 +89,10 @@ def test_unreadable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path = config_file(tmp_path)
     assert main(["train", str(path), "--run-dir", str(run_dir), "--no-progress"]) == 0
     capsys.readouterr()
-    checkpoint = run_dir / "checkpoints" / "model_32_steps.zip"
-    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated, as by a kill during the write
+    for saved in [run_dir / "model.zip", *(run_dir / "checkpoints").glob("*.zip")]:
+        saved.write_bytes(saved.read_bytes()[:100])  # truncated, as by a kill during a (non-atomic) write
     code, err = run_cli(capsys, "train", str(path), "--run-dir", str(run_dir), "--resume")
-    assert_one_clean_message(code, err, f"{checkpoint}: not a readable rlgru model")
+    assert_one_clean_message(code, err, f"{run_dir}: nothing to resume: no readable checkpoint")
 
 
 def test_resume_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -16,7 +16,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_builds_its_agent(path: Path) -> None:
-    config = load_config(path, ["env.n_envs=1", "env.vec_env=dummy"])
+    config = load_config(path, ["env.vec_env=dummy"])
     env = normalize_env(make_env(config.env, seed=0), config.env, config.algorithm.gamma)
     try:
         model = build_agent(config, env, tensorboard_log=None, where=path)

@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from rlgru.bench.results import IDENTITY_FIELDS, is_complete, missing_fields, read_result
 from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
 from rlgru.bench.suite import REFERENCE_CORE
 from rlgru.cores.registry import core_names
+from rlgru.files import atomic_open, atomic_write_text
 
 RUN_COLUMNS = [
     "task", "core", "seed", "timesteps", "final_return", "best_return", "normalized_return", "wall_seconds",
@@ -35,9 +37,14 @@ _COST_RATIOS = (
 
 
 def load_results(out_dir: Path) -> list[dict[str, Any]]:
+    """Every run's result that parses and names its run; a torn or foreign file stands for an unfinished run."""
     results = []
     for path in sorted((out_dir / "runs").glob("*/result.json")):
-        results.append(json.loads(path.read_text()))
+        result = read_result(path.parent)
+        if result is None or any(result.get(key) is None for key in IDENTITY_FIELDS):
+            result = {"run_id": path.parent.name, "task": path.parent.name, "core": "?", "seed": -1,
+                      "status": "unreadable", "error": f"{path.name} is unreadable or names no run"}
+        results.append(result)
     return results
 
 
@@ -51,11 +58,12 @@ def write_report(out_dir: Path, n_resamples: int = 2000) -> Path:
     _write_curves_csv(out_dir / "learning_curves.csv", results)
     plots = _plot_curves(out_dir, results)
     readme = out_dir / "README.md"
-    readme.write_text(_readme(out_dir, results, plots, n_resamples))
+    atomic_write_text(readme, _readme(out_dir, results, plots, n_resamples))
     return readme
 
 
 def _ok(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs that trained; figures a result lacks (an older rlgru, a sweep cut short) show as "-" where it is used."""
     return [r for r in results if r.get("status") == "ok"]
 
 
@@ -75,7 +83,7 @@ def _normalized(result: dict[str, Any]) -> float | None:
 
 
 def _write_runs_csv(path: Path, results: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as handle:
+    with atomic_open(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for result in sorted(results, key=lambda r: (r["task"], _core_rank(r["core"]), r["seed"])):
@@ -86,7 +94,7 @@ def _write_runs_csv(path: Path, results: list[dict[str, Any]]) -> None:
 
 
 def _write_curves_csv(path: Path, results: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as handle:
+    with atomic_open(path, "w") as handle:
         writer = csv.writer(handle)
         writer.writerow(["task", "core", "seed", "timesteps", "mean_return"])
         for result in _ok(results):
@@ -124,7 +132,8 @@ def _plot_curves(out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Path
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / f"curves_{_slug(task)}.png"
-        fig.savefig(path, dpi=100)
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, dpi=100, format="png")
         plt.close(fig)
         plots[task] = path
     return plots
@@ -141,6 +150,7 @@ def _bootstrap_band(returns: np.ndarray, n_resamples: int = 500, seed: int = 0) 
 def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path], n_resamples: int) -> str:
     ok = _ok(results)
     failed = [r for r in results if r.get("status") != "ok"]
+    unfinished = [r for r in ok if not is_complete(r)]
     tasks = sorted({r["task"] for r in ok})
     cores = _order_cores(r["core"] for r in ok)
     scores = _scores_by_core(ok)  # core -> task -> normalised final returns
@@ -207,7 +217,13 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
         lines += [f"![{task}]({path.name})" for task, path in plots.items()]
     if failed:
         lines += ["", "## Failed runs", ""]
-        lines += [f"- {r['task']} / {r['core']} / seed {r['seed']}: {r.get('error', 'unknown error')}" for r in failed]
+        lines += [f"- {r['task']} / {r['core']} / seed {r['seed']}: {r.get('error') or 'unknown error'}"
+                  for r in failed]
+    if unfinished:
+        lines += ["", "## Unfinished runs", "", "Trained, but their results lack figures (shown as - above); the next "
+                  "`rlgru bench` on this suite runs them again.", ""]
+        lines += [f"- {r['task']} / {r['core']} / seed {r['seed']}: no {', '.join(missing_fields(r))}"
+                  for r in unfinished]
     return "\n".join(lines) + "\n"
 
 

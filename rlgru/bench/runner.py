@@ -8,7 +8,6 @@ worker returns a result: a failed run is data (its error is recorded), not a rea
 from __future__ import annotations
 
 import csv
-import json
 import resource
 import shutil
 import sys
@@ -20,15 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlgru.bench.results import REQUIRED_FIELDS, write_result
 from rlgru.bench.suite import RunSpec
+from rlgru.files import atomic_write_text
 from rlgru.harness.agent import load_agent
 from rlgru.harness.config import config_to_dict, differing_keys, read_yaml_mapping
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.references import task_reference
 from rlgru.harness.run_dir import RunDir
+from rlgru.harness.run_lock import LOCK_FILE, RunInUseError, claim_run
 from rlgru.harness.train import prepare_resume, train
+from rlgru.harness.training_time import recorded_timing
 
-RESULT_FILE = "result.json"
 LOG_FILE = "train.log"
 #: rollout steps timed for the inference-latency figure (after as many warm-up steps)
 LATENCY_STEPS = 200
@@ -39,67 +41,70 @@ def run_dir_of(out_dir: Path, run_id: str) -> RunDir:
 
 
 def execute(spec_data: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """Train one run (continuing its own checkpoints if a previous sweep was cut short); never raises."""
+    """Train one run (continuing its own checkpoints if a previous sweep was cut short); never raises.
+
+    The run directory is claimed first (``run_lock``): a second sweep on the same out directory, or a task Ray
+    retried while the first attempt still runs, records a failure instead of writing into the same files.
+    """
     torch.set_num_threads(1)
     spec = RunSpec.from_dict(spec_data)
     run = run_dir_of(Path(out_dir), spec.run_id)
-    result: dict[str, Any] = _identity(spec)
+    result: dict[str, Any] = identity(spec)
+    held_elsewhere = False
     try:
-        checkpoint = run.latest_checkpoint()
-        resume = run.config.is_file() and (checkpoint is not None or run.model.is_file())
-        resumed_from = 0
-        if resume:
-            prepare_resume(run, spec.config)
-            resumed_from = checkpoint.steps if checkpoint is not None else spec.budget
-        elif run.path.exists():
-            shutil.rmtree(run.path)  # died before its first checkpoint: nothing worth keeping
-        run.path.mkdir(parents=True, exist_ok=True)
-        with (run.path / LOG_FILE).open("a") as log:
-            outcome = train(spec.config, run, resume=resume, progress=False,
-                            report=lambda line: print(line, file=log, flush=True))
-        trained_seconds = outcome.wall_seconds - outcome.eval_seconds
-        trained_steps = outcome.timesteps - resumed_from
-        model = load_agent(run.model, device="cpu", implementation=spec.config.algorithm.implementation)
-        result.update(
-            status="ok",
-            error=None,
-            timesteps=outcome.timesteps,
-            final_return=outcome.evaluation.mean if outcome.evaluation else None,
-            final_return_std=outcome.evaluation.std if outcome.evaluation else None,
-            wall_seconds=outcome.wall_seconds,
-            steps_per_second=trained_steps / trained_seconds if trained_steps > 0 and trained_seconds > 0 else None,
-            resumed_from=resumed_from,
-            curve=_curve(run, outcome.timesteps, outcome.evaluation.mean if outcome.evaluation else None),
-            **_parameter_counts(model),
-            inference_latency_us=_inference_latency_us(model, spec, run),
-        )
-        result["best_return"] = max(point[1] for point in result["curve"]) if result["curve"] else None
+        with claim_run(run.path):
+            result.update(_train_and_measure(spec, run))
+    except RunInUseError as error:
+        held_elsewhere = True  # that process records this run; writing here would overwrite its result
+        result.update(status="failed", error=f"RunInUseError: {error}")
     except Exception as error:  # noqa: BLE001 - a failed run is recorded and the sweep goes on
         detail = str(error).splitlines()[0] if str(error) else ""
         result.update(status="failed", error=f"{type(error).__name__}: {detail}" if detail else type(error).__name__)
         if run.path.exists():
-            (run.path / "error.log").write_text(traceback.format_exc())
+            atomic_write_text(run.path / "error.log", traceback.format_exc())
     result["peak_memory_mb"] = _peak_memory_mb()
-    write_result(run, result)
+    if not held_elsewhere:
+        write_result(run.path, result)
     return result
 
 
-def write_result(run: RunDir, result: dict[str, Any]) -> None:
-    """Atomically, so a sweep killed mid-write never leaves a half result that reads as completed."""
-    run.path.mkdir(parents=True, exist_ok=True)
-    temporary = run.path / f".{RESULT_FILE}.tmp"
-    temporary.write_text(json.dumps(result, indent=2) + "\n")
-    temporary.replace(run.path / RESULT_FILE)
-
-
-def read_result(run: RunDir) -> dict[str, Any] | None:
-    path = run.path / RESULT_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+def _train_and_measure(spec: RunSpec, run: RunDir) -> dict[str, Any]:
+    saved = [c.model for c in run.list_checkpoints()] + ([run.model] if run.model.is_file() else [])
+    resume = run.config.is_file() and bool(saved)
+    if resume:
+        prepare_resume(run, spec.config)
+    else:  # died before its first checkpoint: nothing worth keeping (but the lock file, which this process holds)
+        for child in run.path.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+            elif child.name != LOCK_FILE:
+                child.unlink()
+    with (run.path / LOG_FILE).open("a") as log:
+        outcome = train(spec.config, run, resume=resume, progress=False,
+                        report=lambda line: print(line, file=log, flush=True))
+    timing = recorded_timing(run.training_time_csv)
+    model = load_agent(run.model, device="cpu", implementation=spec.config.algorithm.implementation)
+    final = outcome.evaluation.mean if outcome.evaluation else None
+    measured = {
+        "status": "ok",
+        "error": None,
+        "timesteps": outcome.timesteps,
+        "final_return": final,
+        "final_return_std": outcome.evaluation.std if outcome.evaluation else None,
+        "wall_seconds": outcome.wall_seconds,
+        # over every process that trained the run (training_time.csv), evaluation left out
+        "steps_per_second": (timing.timed_steps / timing.train_seconds
+                             if timing and timing.timed_steps > 0 and timing.train_seconds else None),
+        "resumed_from": outcome.resumed_from,
+        "curve": _curve(run, outcome.timesteps, final),
+        **_parameter_counts(model),
+        "inference_latency_us": _inference_latency_us(model, spec, run),
+    }
+    measured["best_return"] = max(point[1] for point in measured["curve"]) if measured["curve"] else None
+    missing = [key for key in REQUIRED_FIELDS if measured.get(key) is None]
+    if missing:
+        measured.update(status="failed", error=f"incomplete result: no {', '.join(missing)}")
+    return measured
 
 
 def config_mismatch(run: RunDir, spec: RunSpec) -> list[str]:
@@ -109,7 +114,8 @@ def config_mismatch(run: RunDir, spec: RunSpec) -> list[str]:
     return differing_keys(read_yaml_mapping(run.config), config_to_dict(spec.config))
 
 
-def _identity(spec: RunSpec) -> dict[str, Any]:
+def identity(spec: RunSpec) -> dict[str, Any]:
+    """What every result holds about its run, with the measured figures still None and the status failed."""
     reference = task_reference(spec.config.env.id, spec.config.env.env_kwargs) or {}
     return {
         "run_id": spec.run_id,
@@ -188,5 +194,4 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-__all__ = ["RESULT_FILE", "config_mismatch", "execute", "read_result", "run_dir_of", "write_result"]
-
+__all__ = ["config_mismatch", "execute", "identity", "run_dir_of"]

@@ -2,7 +2,9 @@
 
 The out directory is the sweep's whole state: ``runs/<run_id>/`` (a run directory plus ``result.json``),
 ``suite.yaml`` (the suite as given) and ``sweep.json`` (machine, backend, wall time). Running the same command
-again skips runs with an ``ok`` result, resumes interrupted ones from their checkpoints and retries failed ones.
+again skips runs with a complete result, resumes interrupted ones from their checkpoints and retries failed ones.
+One sweep at a time holds the out directory (``run.lock``); its local workers die with it, and Ray reruns the
+tasks of a lost node elsewhere (each resumes from its own checkpoints where the file system is shared).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,9 +21,13 @@ from typing import Any, Literal
 
 import torch
 
-from rlgru.bench.runner import config_mismatch, execute, read_result, run_dir_of, write_result
+from rlgru.bench.lifeline import die_with_parent
+from rlgru.bench.results import is_complete, read_result, write_result
+from rlgru.bench.runner import config_mismatch, execute, identity, run_dir_of
 from rlgru.bench.suite import RunSpec, expand, load_suite
+from rlgru.files import atomic_write_bytes, atomic_write_text
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.run_lock import claim_run
 
 Backend = Literal["local", "ray"]
 OnResult = Callable[[dict[str, Any]], None]
@@ -51,8 +56,7 @@ def plan(suite_path: Path, out_dir: Path) -> tuple[list[RunSpec], list[RunSpec]]
         if changed:
             raise HarnessError(f"holds run {spec.run_id} trained with a different config ({', '.join(changed[:5])}); "
                                "choose another --out or delete that run", where=out_dir)
-        result = read_result(run)
-        if result is None or result.get("status") != "ok":
+        if not is_complete(read_result(run.path)):
             pending.append(spec)
     return runs, pending
 
@@ -68,10 +72,15 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run every pending run of the suite; results land in ``out_dir/runs/*/result.json`` as they finish."""
     suite_path, out_dir = Path(suite_path), Path(out_dir)
+    with claim_run(out_dir, what="sweep's out directory", hint="choose another --out"):
+        return _run_sweep(suite_path, out_dir, backend, workers, address, on_result)
+
+
+def _run_sweep(suite_path: Path, out_dir: Path, backend: Backend, workers: int | None, address: str | None,
+               on_result: OnResult | None) -> SweepOutcome:
     runs, pending = plan(suite_path, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if suite_path.resolve() != (out_dir / "suite.yaml").resolve():
-        shutil.copyfile(suite_path, out_dir / "suite.yaml")
+        atomic_write_bytes(out_dir / "suite.yaml", suite_path.read_bytes())
     workers = workers or os.cpu_count() or 1
     outcome = SweepOutcome(out_dir, total=len(runs), skipped=len(runs) - len(pending))
     started = time.perf_counter()
@@ -95,7 +104,7 @@ def _local_results(pending: list[RunSpec], out_dir: Path, workers: int) -> Itera
         return
     context = multiprocessing.get_context("spawn")
     jobs = [(spec.as_dict(), str(out_dir)) for spec in pending]
-    with context.Pool(min(workers, len(jobs)), maxtasksperchild=1) as pool:
+    with context.Pool(min(workers, len(jobs)), initializer=die_with_parent, maxtasksperchild=1) as pool:
         yield from pool.imap_unordered(_execute_job, jobs)
 
 
@@ -103,9 +112,17 @@ def _execute_job(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return execute(*job)
 
 
+#: times Ray reruns a run whose worker or node died (its run then resumes from its checkpoints)
+RAY_MAX_RETRIES = 3
+
+
 def _ray_results(pending: list[RunSpec], out_dir: Path, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
     """Ray tasks, one CPU each and one run per worker process. The driver rewrites each ``result.json``, so
-    results reach ``out_dir`` even when the nodes share no file system (their run directories stay on them)."""
+    results reach ``out_dir`` even when the nodes share no file system (their run directories stay on them).
+
+    A task whose node is lost is rerun by Ray (``RAY_MAX_RETRIES``); one that still cannot finish is recorded as a
+    failed run, like any other failure, and the sweep goes on.
+    """
     try:
         import ray
     except ImportError:
@@ -119,16 +136,28 @@ def _ray_results(pending: list[RunSpec], out_dir: Path, workers: int, address: s
             options["num_cpus"] = workers
         ray.init(address=address, **options)
     try:
-        remote_execute = ray.remote(num_cpus=1, max_calls=1)(execute)
-        waiting = [remote_execute.remote(spec.as_dict(), str(out_dir)) for spec in pending]
+        remote_execute = ray.remote(num_cpus=1, max_calls=1, max_retries=RAY_MAX_RETRIES)(execute)
+        specs = {remote_execute.remote(spec.as_dict(), str(out_dir)): spec for spec in pending}
+        waiting = list(specs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
-            result = ray.get(done[0])
-            write_result(run_dir_of(out_dir, result["run_id"]), result)
+            try:
+                result = ray.get(done[0])
+            except ray.exceptions.RayError as error:
+                result = _lost_run(specs[done[0]], error)
+            write_result(run_dir_of(out_dir, result["run_id"]).path, result)
             yield result
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _lost_run(spec: RunSpec, error: Exception) -> dict[str, Any]:
+    """The result of a run that Ray could not finish (its node or worker died more often than it retries)."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    result = identity(spec)
+    result.update(status="failed", error=f"{type(error).__name__}: {detail}"[:500])
+    return result
 
 
 def _previous_wall(out_dir: Path) -> float:
@@ -150,7 +179,7 @@ def _write_meta(out_dir: Path, suite_path: Path, backend: str, workers: int, wal
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    (out_dir / "sweep.json").write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out_dir / "sweep.json", json.dumps(meta, indent=2) + "\n")
 
 
 def machine_description() -> str:
@@ -165,4 +194,4 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()}"
 
 
-__all__ = ["SweepOutcome", "machine_description", "plan", "run_sweep"]
+__all__ = ["RAY_MAX_RETRIES", "SweepOutcome", "machine_description", "plan", "run_sweep"]

@@ -17,7 +17,8 @@ from torch import nn
 
 from rlgru import RecurrentPPO
 from rlgru.harness.config import LINEAR_PREFIX, NetArchConfig, PolicyConfig, RunConfig
-from rlgru.harness.errors import HarnessError
+from rlgru.harness.errors import HarnessError, UntrustedFileError
+from rlgru.safe_load import UntrustedPickleError, load_algorithm
 
 ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -133,9 +134,18 @@ def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, wh
 
 
 def load_agent(
-    path: Path, env: VecEnv | None = None, device: str = "cpu", implementation: str = "rlgru", **overrides: Any
+    path: Path,
+    env: VecEnv | None = None,
+    device: str = "cpu",
+    implementation: str = "rlgru",
+    *,
+    trust_pickle: bool = False,
+    **overrides: Any,
 ) -> RecurrentPPO:
-    """An agent saved by ``model.save``; a missing or unreadable file is a ``HarnessError`` naming it."""
+    """An agent saved by ``model.save``; a missing, unreadable or untrusted file is a ``HarnessError`` naming it.
+
+    Pickled attributes are built by ``rlgru.safe_load`` unless ``trust_pickle``: a crafted zip cannot run code.
+    """
     path = Path(path)
     if not path.is_file():
         raise HarnessError("no such model file", where=path)
@@ -143,7 +153,9 @@ def load_agent(
     if implementation == "sb3-contrib":
         from sb3_contrib import RecurrentPPO as agent_class
     try:
-        return agent_class.load(str(path), env=env, device=device, **overrides)
+        return load_algorithm(agent_class, str(path), trust_pickle=trust_pickle, env=env, device=device, **overrides)
+    except UntrustedPickleError as error:
+        raise UntrustedFileError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - a corrupt, truncated or foreign zip is bad input, not a bug
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise HarnessError(f"not a readable rlgru model ({type(error).__name__}: {detail})", where=path) from None

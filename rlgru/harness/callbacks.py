@@ -2,29 +2,37 @@
 
 SB3's ``CheckpointCallback`` saves inside a rollout, when the weights lag the step counter by up to one
 rollout; resuming from such a file would skip the unfinished rollout's update. Saving right after an update
-(at the next rollout's start) makes a checkpoint a faithful "state after N timesteps".
+(at the next rollout's start) makes a checkpoint a faithful "state after N timesteps". Every file is written
+atomically (``rlgru.files``), statistics before the model, so a checkpoint that exists is whole and has its
+statistics beside it. The evaluation callback runs before the checkpoint callback at the same step, so a checkpoint
+at step N comes after everything logged at N.
 """
 
 from __future__ import annotations
 
-import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv
 
+from rlgru.files import atomic_pickle, atomic_save
+from rlgru.harness.env_factory import copy_normalization
 from rlgru.harness.evaluate import run_episodes
+from rlgru.harness.run_logs import append_row
 
 
 class UpdateCheckpointCallback(CheckpointCallback):
     """``CheckpointCallback`` (same file names, VecNormalize statistics included) fired after each update
-    once ``save_freq`` more timesteps (summed over envs) have passed."""
+    once ``save_freq`` more timesteps (summed over envs) have passed; ``after_save(steps)`` runs after each save."""
 
-    def __init__(self, save_freq: int, save_path: Path, name_prefix: str = "model", verbose: int = 0) -> None:
+    def __init__(self, save_freq: int, save_path: Path, name_prefix: str = "model", verbose: int = 0,
+                 after_save: Callable[[int], None] | None = None) -> None:
         super().__init__(save_freq, str(save_path), name_prefix=name_prefix, save_vecnormalize=True, verbose=verbose)
         self._next_save: int | None = None
+        self.after_save = after_save
 
     def _on_training_start(self) -> None:
         self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
@@ -41,17 +49,29 @@ class UpdateCheckpointCallback(CheckpointCallback):
 
     def save_now(self) -> None:
         save_checkpoint(self.model, Path(self.save_path), self.name_prefix)
+        if self.after_save is not None:
+            self.after_save(self.num_timesteps)
 
 
 def save_checkpoint(model: BaseAlgorithm, directory: Path, name_prefix: str = "model") -> Path:
-    """``<prefix>_<steps>_steps.zip`` and its VecNormalize statistics, named as SB3's ``CheckpointCallback`` does."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """``<prefix>_<steps>_steps.zip`` and its VecNormalize statistics, named as SB3's ``CheckpointCallback`` does.
+
+    Both atomically, the statistics first: a model file never exists without the statistics it was trained with.
+    """
     path = directory / f"{name_prefix}_{model.num_timesteps}_steps.zip"
-    model.save(path)
+    save_model(model, path, directory / f"{name_prefix}_vecnormalize_{model.num_timesteps}_steps.pkl")
+    return path
+
+
+def save_model(model: BaseAlgorithm, path: Path, statistics_path: Path) -> None:
+    """``model.save(path)`` and its VecNormalize statistics (if any), each written atomically, statistics first."""
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
-        vec_normalize.save(str(directory / f"{name_prefix}_vecnormalize_{model.num_timesteps}_steps.pkl"))
-    return path
+        atomic_pickle(statistics_path, vec_normalize)  # exactly what VecNormalize.save writes
+    atomic_save(path, model.save)
+
+
+EVALUATION_COLUMNS = ("timesteps", "mean_return", "std_return", "episodes")
 
 
 class PeriodicEvalCallback(BaseCallback):
@@ -83,18 +103,17 @@ class PeriodicEvalCallback(BaseCallback):
         # it (image observations) that the evaluation envs do not need, since predict() transposes images itself.
         training_normalize = self.model.get_vec_normalize_env()
         if training_normalize is not None:
-            sync_envs_normalization(training_normalize, self.eval_env)
+            copy_normalization(training_normalize, self.eval_env)
         result = run_episodes(self.model, self.eval_env, self.n_episodes, deterministic=self.deterministic)
-        self.logger.record("eval/mean_reward", result.mean)
-        self.logger.record("eval/std_reward", result.std)
-        self.logger.record("eval/mean_ep_length", sum(result.lengths) / max(len(result.lengths), 1))
-        new_file = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new_file:
-                writer.writerow(["timesteps", "mean_return", "std_return", "episodes"])
-            writer.writerow([self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)])
+        values = {"eval/mean_reward": result.mean, "eval/std_reward": result.std,
+                  "eval/mean_ep_length": sum(result.lengths) / max(len(result.lengths), 1)}
+        # Written now, at the step it belongs to (SB3 would hold it until the next dump, a rollout later, and lose it
+        # if the process died in between), and before this step's checkpoint.
+        for output in self.logger.output_formats:
+            output.write(values, dict.fromkeys(values), self.num_timesteps)
+        append_row(self.csv_path, EVALUATION_COLUMNS,
+                   [self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)])
         self.seconds += time.perf_counter() - started
 
 
-__all__ = ["PeriodicEvalCallback", "UpdateCheckpointCallback", "save_checkpoint"]
+__all__ = ["EVALUATION_COLUMNS", "PeriodicEvalCallback", "UpdateCheckpointCallback", "save_checkpoint", "save_model"]

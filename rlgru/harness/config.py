@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from rlgru.cores.registry import resolve_core, validate_core_settings
+from rlgru.files import atomic_write_text
 from rlgru.harness.errors import HarnessError
 
 LINEAR_PREFIX = "lin_"
@@ -184,6 +185,16 @@ class PolicyConfig(StrictModel):
         return settings
 
 
+class GuardConfig(StrictModel):
+    """When a run counts as diverged and stops (exit 3, its last good checkpoint kept): see ``rlgru.divergence``."""
+
+    finite: bool = Field(default=True, description="stop on a non-finite reward, observation, loss or weight")
+    max_weight_growth: Annotated[float, Field(gt=1)] | None = Field(
+        default=100.0, description="stop when the weights' norm grows this many times over its value at the start; "
+        "None: never"
+    )
+
+
 class TrainingConfig(StrictModel):
     """Budget, logging and checkpoints. Frequencies count env steps summed over all envs."""
 
@@ -193,6 +204,7 @@ class TrainingConfig(StrictModel):
     device: str = Field(default="cpu", description="small recurrent nets run faster on CPU than on a GPU")
     torch_threads: PositiveInt | None = None
     verbose: Annotated[int, Field(ge=0, le=2)] = 0
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
 
 class EvaluationConfig(StrictModel):
@@ -220,6 +232,16 @@ class RunConfig(StrictModel):
         if not env.id.strip():
             raise ValueError("env.id must not be empty")
         return env
+
+    @model_validator(mode="after")
+    def _batch_fits_in_a_rollout(self) -> RunConfig:
+        """PPO's minibatches are cut from one rollout: a larger batch_size would be shrunk without a word."""
+        rollout = self.env.n_envs * self.algorithm.n_steps
+        if self.algorithm.batch_size > rollout:
+            raise ValueError(f"algorithm.batch_size {self.algorithm.batch_size} is larger than a rollout (env.n_envs "
+                             f"{self.env.n_envs} x algorithm.n_steps {self.algorithm.n_steps} = {rollout}); lower it "
+                             "or collect longer rollouts")
+        return self
 
     @model_validator(mode="after")
     def _reference_is_plain_lstm(self) -> RunConfig:
@@ -324,7 +346,7 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
 
 
 def dump_config(config: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -370,6 +392,8 @@ def describe_error(error: Any, root: type[BaseModel] | None = None) -> str:
     value = error.get("input")
     if kind != "value_error" and not isinstance(value, dict | list):
         message += f" (got {value!r})"
+    if kind == "value_error" and not location:
+        return message  # a check across sections (ours): its message starts with the key paths it is about
     setting = re.match(r"^(\w+): (.*)$", message, re.DOTALL)
     if kind == "value_error" and location[-1:] == ("core_kwargs",) and setting:
         return f"{path}.{setting[1]}: {setting[2]}"  # a core setting's error names that setting's key path
@@ -413,6 +437,7 @@ __all__ = [
     "AlgorithmConfig",
     "EnvConfig",
     "EvaluationConfig",
+    "GuardConfig",
     "NetArchConfig",
     "PolicyConfig",
     "RunConfig",

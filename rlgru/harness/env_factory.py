@@ -7,6 +7,7 @@ names the key path.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 import multiprocessing
@@ -17,10 +18,11 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize, unwrap_vec_normalize
 
 from rlgru.harness.config import EnvConfig
-from rlgru.harness.errors import HarnessError
+from rlgru.harness.errors import HarnessError, UntrustedFileError
+from rlgru.safe_load import UntrustedPickleError, load_vecnormalize
 
 #: offset between the training envs' seeds and the evaluation envs', so evaluation sees unseen episodes
 EVAL_SEED_OFFSET = 10_000
@@ -181,10 +183,23 @@ def normalize_env(venv: VecEnv, env: EnvConfig, gamma: float, *, training: bool 
     return normalized
 
 
-def load_normalization(venv: VecEnv, path: Path, *, training: bool) -> VecNormalize:
-    """Saved ``VecNormalize`` statistics around a fresh vec env."""
+def copy_normalization(source: VecNormalize, target: VecEnv) -> None:
+    """Give the ``VecNormalize`` inside ``target`` the statistics of ``source`` (SB3's ``sync_envs_normalization``
+    needs both wrapper stacks to match layer for layer; training envs carry a ``VecCheckFinite`` that evaluation
+    envs need not)."""
+    normalize = unwrap_vec_normalize(target)
+    if normalize is not None:
+        for name in ("obs_rms", "ret_rms"):  # obs_rms is absent when norm_obs is off
+            if name in vars(source):
+                setattr(normalize, name, copy.deepcopy(vars(source)[name]))
+
+
+def load_normalization(venv: VecEnv, path: Path, *, training: bool, trust_pickle: bool = False) -> VecNormalize:
+    """Saved ``VecNormalize`` statistics around a fresh vec env (built by ``rlgru.safe_load`` unless trusted)."""
     try:
-        normalized = VecNormalize.load(str(path), venv)
+        normalized = load_vecnormalize(path, venv, trust_pickle=trust_pickle)
+    except UntrustedPickleError as error:
+        raise UntrustedFileError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - a corrupt or foreign pickle is bad input, not a bug
         raise HarnessError(f"not readable VecNormalize statistics ({_short(error)})", where=path) from None
     normalized.training = training
@@ -198,6 +213,7 @@ __all__ = [
     "EnvSpec",
     "check_env_id",
     "check_env_spec",
+    "copy_normalization",
     "load_normalization",
     "make_env",
     "normalize_env",

@@ -10,10 +10,14 @@ from pathlib import Path
 
 #: exit status for bad input, as argparse uses for bad arguments
 USAGE_ERROR = 2
+#: exit status of a run stopped by the divergence guard (``training.guard``)
+DIVERGED = 3
 
 
 class HarnessError(Exception):
     """Bad user input; ``str(error)`` is the whole message the user sees."""
+
+    exit_status = USAGE_ERROR
 
     def __init__(self, message: str, *, where: str | Path | None = None) -> None:
         self.where = str(where) if where is not None else None
@@ -25,4 +29,14 @@ class HarnessError(Exception):
         return HarnessError(str(self), where=source)
 
 
-__all__ = ["USAGE_ERROR", "HarnessError"]
+class UntrustedFileError(HarnessError):
+    """A model or statistics file holds pickled objects that are only loaded with ``--trust-pickle``."""
+
+
+class RunDivergedError(HarnessError):
+    """The divergence guard stopped training; the message names the env, step, quantity and the checkpoint kept."""
+
+    exit_status = DIVERGED
+
+
+__all__ = ["DIVERGED", "USAGE_ERROR", "HarnessError", "RunDivergedError", "UntrustedFileError"]

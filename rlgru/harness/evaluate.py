@@ -18,6 +18,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
+from rlgru.files import atomic_write_text
 from rlgru.hidden_reset import hidden_resets_after_step
 
 #: called after every step with (the state after it, [n_layers, n_envs, state_size]; rewards; dones)
@@ -57,7 +58,7 @@ class EvalResult:
         }
 
     def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.summary(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.summary(), indent=2) + "\n")
 
 
 def run_episodes(

@@ -10,6 +10,7 @@ The hidden-state trajectory (principal components over time, via numpy's SVD) sh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -91,16 +92,23 @@ def memory_horizon(
     seed: int,
     deterministic: bool = True,
     k_values: Iterable[int] | None = None,
-    wrap_progress: Callable[[list[int]], Iterable[int]] = lambda ks: ks,
+    report: Callable[[str], None] = lambda line: None,
 ) -> MemoryHorizon:
-    """Evaluate with the state carried, then zeroed every ``k`` steps for each ``k``; same seeded episodes each."""
+    """Evaluate with the state carried, then zeroed every ``k`` steps for each ``k``; same seeded episodes each.
+
+    ``report`` gets a line after every point (the probe plays ``n_episodes`` once per ``k``: minutes, on long tasks).
+    """
+    started = time.perf_counter()
     env.seed(seed)
     carried = run_episodes(model, env, n_episodes, deterministic=deterministic)
     ks = sorted(set(k_values)) if k_values is not None else default_k_values(carried.longest_memory)
+    report(f"memory probe: carried state {carried.mean:.3f} ({n_episodes} episodes, "
+           f"{time.perf_counter() - started:.0f} s); next k = {', '.join(map(str, ks))}")
     points: dict[int, EvalResult] = {}
-    for k in wrap_progress(ks):
+    for index, k in enumerate(ks, start=1):
         env.seed(seed)
         points[k] = run_episodes(model, env, n_episodes, deterministic=deterministic, reset_every=k)
+        report(f"memory probe: k={k}: {points[k].mean:.3f} ({index}/{len(ks)}, {time.perf_counter() - started:.0f} s)")
     return MemoryHorizon(carried, points, seed)
 
 

@@ -3,12 +3,14 @@
 ::
 
     runs/<config>-s<seed>-<YYYYmmdd-HHMMSS>/
+        run.lock                held (flock) by the one process writing the run; says which
         config.yaml             resolved config (defaults filled in, overrides applied)
         model.zip               final model (SB3 zip: weights, optimizer state, hyper-parameters)
         vecnormalize.pkl        final VecNormalize statistics, when the config normalises
         checkpoints/            model_<steps>_steps.zip (+ model_vecnormalize_<steps>_steps.pkl)
         tb/RecurrentPPO_1/      TensorBoard events (SB3 scalars and memory/*); --resume continues this one
         evaluations.csv         periodic evaluations (timesteps, mean, std), when evaluation.freq > 0
+        training_time.csv       seconds spent training and evaluating up to each checkpoint, summed over resumes
         eval.json               final deterministic evaluation
         memory_probe/           written by `rlgru eval --memory-probe`
 """
@@ -65,6 +67,10 @@ class RunDir:
         return self.path / "evaluations.csv"
 
     @property
+    def training_time_csv(self) -> Path:
+        return self.path / "training_time.csv"
+
+    @property
     def memory_probe(self) -> Path:
         return self.path / "memory_probe"
 
@@ -93,14 +99,18 @@ def checkpoint_vecnormalize(model_path: Path) -> Path | None:
 
 
 def new_run_dir(root: Path, config_name: str, seed: int) -> RunDir:
-    """A fresh ``<root>/<config>-s<seed>-<timestamp>`` (suffixed if two runs start in the same second)."""
+    """A fresh ``<root>/<config>-s<seed>-<timestamp>``, created here (suffixed if two runs start in the same second:
+    ``mkdir`` either creates the directory or fails, so two processes never pick the same one)."""
     stem = f"{config_name}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = root / stem
-    counter = 2
-    while path.exists():
-        path = root / f"{stem}-{counter}"
-        counter += 1
-    return RunDir(path)
+    root.mkdir(parents=True, exist_ok=True)
+    path, counter = root / stem, 2
+    while True:
+        try:
+            path.mkdir()
+            return RunDir(path)
+        except FileExistsError:
+            path = root / f"{stem}-{counter}"
+            counter += 1
 
 
 def latest_run_dir(root: Path, config_name: str, seed: int) -> RunDir | None:

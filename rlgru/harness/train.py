@@ -7,6 +7,8 @@ checkpoint and continues the step counter and the same TensorBoard event directo
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +17,14 @@ from typing import Any
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
+from rlgru.divergence import DivergenceError, DivergenceGuard, VecCheckFinite
+from rlgru.files import remove_stale_temporaries
 from rlgru.harness.agent import build_agent, load_agent
-from rlgru.harness.callbacks import PeriodicEvalCallback, UpdateCheckpointCallback, save_checkpoint
+from rlgru.harness.callbacks import PeriodicEvalCallback, UpdateCheckpointCallback, save_checkpoint, save_model
+from rlgru.harness.checkpoints import Skipped, model_file_problem, readable_checkpoints, saved_timesteps
 from rlgru.harness.config import (
     RunConfig,
     config_to_dict,
@@ -28,11 +33,21 @@ from rlgru.harness.config import (
     read_yaml_mapping,
     validate_config,
 )
-from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env, normalize_env
-from rlgru.harness.errors import HarnessError
+from rlgru.harness.env_factory import (
+    EVAL_SEED_OFFSET,
+    copy_normalization,
+    load_normalization,
+    make_env,
+    normalize_env,
+)
+from rlgru.harness.errors import HarnessError, RunDivergedError, UntrustedFileError
 from rlgru.harness.evaluate import EvalResult, run_episodes
+from rlgru.harness.progress import TrainingProgressBar, steps_to_run
 from rlgru.harness.references import task_reference
-from rlgru.harness.run_dir import CHECKPOINT_PREFIX, TB_LOG_NAME, Checkpoint, RunDir
+from rlgru.harness.run_dir import CHECKPOINT_PREFIX, TB_LOG_NAME, RunDir
+from rlgru.harness.run_lock import claim_run
+from rlgru.harness.run_logs import tensorboard_logger, truncate_rows
+from rlgru.harness.training_time import TrainingClock
 
 #: keys a resumed run may change: extending the budget is the point of resuming a finished run
 RESUMABLE_CHANGES = ("training.total_timesteps",)
@@ -49,6 +64,11 @@ class TrainOutcome:
     reference: dict[str, Any] | None
     #: time spent in periodic evaluations inside ``wall_seconds`` (training throughput leaves it out)
     eval_seconds: float = 0.0
+    #: the step this process started from (0 for a new run)
+    resumed_from: int = 0
+    #: seconds spent training (evaluation left out) over every process that trained the run, and the steps they cover
+    total_train_seconds: float | None = None
+    timed_steps: int = 0
 
 
 def prepare_resume(run: RunDir, requested: RunConfig) -> RunConfig:
@@ -72,91 +92,169 @@ def train(
     progress: bool = False,
     source: str | Path = "config",
     report: Report = print,
+    trust_pickle: bool = False,
 ) -> TrainOutcome:
-    """Train (or resume) ``config`` in ``run``, save ``model.zip``, evaluate into ``eval.json``."""
+    """Train (or resume) ``config`` in ``run``, save ``model.zip``, evaluate into ``eval.json``.
+
+    The run directory is claimed (``run_lock``) before anything else, and held until this returns; a resumed run
+    starts from the newest checkpoint that reads back whole, with its logs cut back to that checkpoint's step.
+    """
     if config.training.torch_threads is not None:
         torch.set_num_threads(config.training.torch_threads)
-    checkpoint = run.latest_checkpoint() if resume else None
-    if resume and checkpoint is None and not run.model.is_file():
-        raise HarnessError(f"nothing to resume: no checkpoint in {run.checkpoints} and no model.zip", where=run.path)
+    created = not run.path.exists()
+    with claim_run(run.path):
+        if not resume and run.config.exists():
+            raise HarnessError("already holds a run; pass --resume to continue it, or choose another --run-dir",
+                               where=run.path)
+        try:
+            env = make_env(config.env, seed=config.seed)
+        except HarnessError as error:
+            if created:
+                shutil.rmtree(run.path, ignore_errors=True)  # nothing of the run was written yet
+            raise error.within(source) from None
+        if config.training.guard.finite:
+            env = VecCheckFinite(env, config.env.id)
+        try:
+            return _train(config, run, env, resume=resume, progress=progress, source=source, report=report,
+                          trust_pickle=trust_pickle)
+        finally:
+            env.close()
 
-    try:
-        env = make_env(config.env, seed=config.seed)
-    except HarnessError as error:
-        raise error.within(source) from None
-    try:
-        model = _resumed_agent(config, run, env, checkpoint) if resume else _new_agent(config, run, env, source)
-        remaining = config.training.total_timesteps - model.num_timesteps
-        report(f"run directory: {run.path}")
-        started = time.perf_counter()
-        callbacks: list[BaseCallback] = []
-        if remaining > 0:
-            _describe_start(config, model, remaining, report)
-            callbacks = _callbacks(config, run, model)
-            model.learn(
-                remaining,
-                callback=callbacks,
-                log_interval=config.training.log_interval,
-                tb_log_name=TB_LOG_NAME,
-                reset_num_timesteps=not resume,
-                progress_bar=progress,
-            )
-        else:
-            report(f"already trained for {model.num_timesteps} of {config.training.total_timesteps} timesteps")
-        wall = time.perf_counter() - started
-        eval_seconds = sum(getattr(callback, "seconds", 0.0) for callback in callbacks)
-        if remaining > 0 and config.training.checkpoint_freq > 0:
+
+def _train(config: RunConfig, run: RunDir, env: VecEnv, *, resume: bool, progress: bool, source: str | Path,
+           report: Report, trust_pickle: bool) -> TrainOutcome:
+    if resume:
+        model, clock = _resumed_agent(config, run, env, report, trust_pickle)
+    else:
+        model, clock = _new_agent(config, run, env, source), TrainingClock(run.training_time_csv)
+    resumed_from = model.num_timesteps
+    remaining = config.training.total_timesteps - model.num_timesteps
+    model.set_logger(tensorboard_logger(run.tensorboard, TB_LOG_NAME, verbose=config.training.verbose,
+                                        resume_step=model.num_timesteps if resume else None))
+    report(f"run directory: {run.path}")
+    started = time.perf_counter()
+    callbacks: list[BaseCallback] = []
+    bar: TrainingProgressBar | None = None
+    if remaining > 0:
+        _describe_start(config, model, remaining, report)
+        callbacks = _callbacks(config, run, model, clock)
+        clock.start()
+        if progress:
+            bar = TrainingProgressBar(steps_to_run(remaining, model.n_envs * model.n_steps))
+            callbacks.append(bar)
+        try:
+            model.learn(remaining, callback=callbacks, log_interval=config.training.log_interval,
+                        tb_log_name=TB_LOG_NAME, reset_num_timesteps=not resume, progress_bar=False)
+        except DivergenceError as error:
+            raise RunDivergedError(f"{error}; {_kept(run)}") from None
+        finally:
+            if bar is not None:
+                bar.close()
+    else:
+        report(f"already trained for {model.num_timesteps} of {config.training.total_timesteps} timesteps")
+    wall = time.perf_counter() - started
+    eval_seconds = sum(getattr(callback, "seconds", 0.0) for callback in callbacks)
+    if remaining > 0:
+        clock.record(model.num_timesteps)
+        if config.training.checkpoint_freq > 0:
             save_checkpoint(model, run.checkpoints, CHECKPOINT_PREFIX)  # so --resume always finds the newest state
-        model.save(run.model)
-        vec_normalize = model.get_vec_normalize_env()
-        if vec_normalize is not None:
-            vec_normalize.save(str(run.vecnormalize))
-        if remaining > 0:
-            done = model.num_timesteps - (config.training.total_timesteps - remaining)
-            report(f"trained {done} timesteps in {wall:.2f} s ({done / max(wall, 1e-9):.0f} steps/s); "
-                   f"total {model.num_timesteps}")
-        evaluation, reference = final_evaluation(config, model, run)
-        report(describe_result(evaluation, reference))
-        report(f"saved {run.model.name} and {run.eval_json.name} in {run.path}")
-        return TrainOutcome(run, model.num_timesteps, wall, evaluation, reference, eval_seconds)
-    finally:
-        env.close()
+    save_model(model, run.model, run.vecnormalize)
+    if remaining > 0:
+        done = model.num_timesteps - resumed_from
+        rounded = f" ({remaining} asked, rounded up to whole rollouts)" if done != remaining else ""
+        report(f"trained {done} timesteps{rounded} in {wall:.2f} s ({done / max(wall, 1e-9):.0f} steps/s); "
+               f"total {model.num_timesteps}")
+    evaluation, reference = final_evaluation(config, model, run)
+    report(describe_result(evaluation, reference))
+    report(f"saved {run.model.name} and {run.eval_json.name} in {run.path}")
+    timing = clock.totals()
+    return TrainOutcome(run, model.num_timesteps, wall, evaluation, reference, eval_seconds, resumed_from,
+                        timing.train_seconds, timing.timed_steps)
 
 
 def _new_agent(config: RunConfig, run: RunDir, env: VecEnv, source: str | Path) -> RecurrentPPO:
-    run.path.mkdir(parents=True, exist_ok=True)
     dump_config(config, run.config)
     env = normalize_env(env, config.env, config.algorithm.gamma)
     return build_agent(config, env, run.tensorboard, where=source)
 
 
-def _resumed_agent(config: RunConfig, run: RunDir, env: VecEnv, checkpoint: Checkpoint | None) -> RecurrentPPO:
-    model_path = checkpoint.model if checkpoint is not None else run.model
-    vecnormalize_path = checkpoint.vecnormalize if checkpoint is not None else run.vecnormalize
-    if config.env.normalize is not None:
-        if vecnormalize_path is None or not vecnormalize_path.is_file():
-            raise HarnessError("the config normalises observations but the checkpoint has no VecNormalize "
-                               "statistics beside it", where=model_path)
-        env = load_normalization(env, vecnormalize_path, training=True)
-    model = load_agent(model_path, env=env, device=config.training.device,
-                       implementation=config.algorithm.implementation,
-                       tensorboard_log=str(run.tensorboard), verbose=config.training.verbose)
+def _resumed_agent(
+    config: RunConfig, run: RunDir, env: VecEnv, report: Report, trust_pickle: bool
+) -> tuple[RecurrentPPO, TrainingClock]:
+    """The newest state that loads; unreadable newer files are reported and set aside as ``*.unreadable``."""
+    for directory in (run.path, run.checkpoints):
+        remove_stale_temporaries(directory)
+    normalizes = config.env.normalize is not None
+    checkpoints, skipped = readable_checkpoints(run, with_statistics=normalizes)
+    candidates = [(c.steps, c.model, c.vecnormalize) for c in checkpoints]
+    if run.model.is_file():
+        problem = model_file_problem(run.model)
+        if problem is None:
+            candidates.append((saved_timesteps(run.model), run.model, run.vecnormalize))
+        else:
+            skipped.append(Skipped(run.model, problem))
+    candidates.sort(key=lambda candidate: candidate[0], reverse=True)  # newest first; a tie keeps the checkpoint
+    model = None
+    for _, model_path, statistics_path in candidates:
+        try:
+            model = _load_state(config, run, env, model_path, statistics_path, trust_pickle)
+            break
+        except UntrustedFileError:
+            raise
+        except HarnessError as error:
+            skipped.append(Skipped(model_path, error.message))
+    for skip in skipped:
+        report(f"{skip}")
+        os.replace(skip.path, skip.path.with_name(skip.path.name + ".unreadable"))
+    if model is None:
+        raise HarnessError(f"nothing to resume: no readable checkpoint in {run.checkpoints} and no readable "
+                           "model.zip", where=run.path)
+    steps = model.num_timesteps
+    report(f"resuming from {model_path} ({steps} timesteps)")
+    dropped = truncate_rows(run.evaluations_csv, steps)
+    if dropped:
+        report(f"dropped {dropped} row(s) of {run.evaluations_csv.name} logged after step {steps}")
     # SB3 does not save random generator states: reseed from the step count so a resumed run is reproducible.
-    model.set_random_seed(config.seed + model.num_timesteps)
+    model.set_random_seed(config.seed + steps)
     dump_config(config, run.config)  # records an extended budget
-    return model
+    return model, TrainingClock(run.training_time_csv, resume_step=steps)
 
 
-def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO) -> list[BaseCallback]:
+def _load_state(config: RunConfig, run: RunDir, env: VecEnv, model_path: Path, statistics_path: Path | None,
+                trust_pickle: bool) -> RecurrentPPO:
+    if config.env.normalize is not None:
+        if statistics_path is None or not statistics_path.is_file():
+            raise HarnessError("the config normalises observations but no VecNormalize statistics were saved with "
+                               "it", where=model_path)
+        env = load_normalization(env, statistics_path, training=True, trust_pickle=trust_pickle)
+    return load_agent(model_path, env=env, device=config.training.device,
+                      implementation=config.algorithm.implementation, trust_pickle=trust_pickle,
+                      tensorboard_log=str(run.tensorboard), verbose=config.training.verbose)
+
+
+def _kept(run: RunDir) -> str:
+    checkpoints = run.list_checkpoints()
+    if checkpoints:
+        return f"the last good checkpoint is {checkpoints[-1].model}"
+    return "no checkpoint was written before it (training.checkpoint_freq)"
+
+
+def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: TrainingClock) -> list[BaseCallback]:
+    """Guard first (nothing diverged is evaluated or saved), then evaluation, then checkpoints (see callbacks)."""
     callbacks: list[BaseCallback] = []
-    if config.training.checkpoint_freq > 0:
-        callbacks.append(UpdateCheckpointCallback(config.training.checkpoint_freq, run.checkpoints,
-                                                  name_prefix=CHECKPOINT_PREFIX))
+    guard = config.training.guard
+    if guard.finite or guard.max_weight_growth is not None:
+        callbacks.append(DivergenceGuard(config.env.id, guard.max_weight_growth, check_finite=guard.finite))
     if config.evaluation.freq > 0:
-        callbacks.append(PeriodicEvalCallback(
+        evaluation = PeriodicEvalCallback(
             make_eval_env(config, model), config.evaluation.freq, config.evaluation.episodes,
             config.evaluation.deterministic, run.evaluations_csv,
-        ))
+        )
+        clock.evaluation = evaluation
+        callbacks.append(evaluation)
+    if config.training.checkpoint_freq > 0:
+        callbacks.append(UpdateCheckpointCallback(config.training.checkpoint_freq, run.checkpoints,
+                                                  name_prefix=CHECKPOINT_PREFIX, after_save=clock.record))
     return callbacks
 
 
@@ -167,7 +265,7 @@ def make_eval_env(config: RunConfig, model: RecurrentPPO) -> VecEnv:
     env = normalize_env(env, config.env, config.algorithm.gamma, training=False)
     training = model.get_vec_normalize_env()
     if training is not None:
-        sync_envs_normalization(training, env)
+        copy_normalization(training, env)
     return env
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable
+import sys
 from pathlib import Path
 
 from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
+from rlgru.files import atomic_write_text
 from rlgru.harness.agent import load_agent
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.errors import HarnessError
@@ -18,7 +19,6 @@ from rlgru.harness.eval_target import EvalTarget, resolve_target
 from rlgru.harness.evaluate import run_episodes
 from rlgru.harness.memory_probe import hidden_trajectory, memory_horizon
 from rlgru.harness.plots import plot_hidden_trajectory, plot_memory_horizon
-from rlgru.harness.progress import show_progress
 from rlgru.harness.references import task_reference
 from rlgru.harness.train import describe_result
 
@@ -41,18 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "final evaluation in training)")
     parser.add_argument("--out", type=Path, help="where the probe writes (default: RUN_DIR/memory_probe)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a TTY)")
+    parser.add_argument("--no-progress", action="store_true", help="no memory-probe progress lines on stderr")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="also load pickled objects outside rlgru's allow-list from the model and statistics "
+                             "files (can run code from them: only for files you made or trust)")
 
 
 def run(args: argparse.Namespace) -> int:
     target = resolve_target(args.target, args.env_id)
+    for skip in target.skipped:
+        print(f"rlgru eval: {skip}; using {target.model}", file=sys.stderr)
     seed = args.seed if args.seed is not None else (target.config.seed if target.config else 0) + EVAL_SEED_OFFSET
     n_envs = args.n_envs or _default_n_envs(target)
     if args.episodes is None:
         args.episodes = target.config.evaluation.episodes if target.config is not None else 100
-    env = _eval_env(target, seed, n_envs)
+    env = _eval_env(target, seed, n_envs, args.trust_pickle)
     try:
-        model = _load(target, env)
+        model = _load(target, env, args.trust_pickle)
         result = run_episodes(model, env, args.episodes, deterministic=args.deterministic)
         reference = task_reference(target.env.id, target.env.env_kwargs) if not target.env.wrappers else None
         result.extra.update(model=str(target.model), env_id=target.env.id, seed=seed, timesteps=model.num_timesteps)
@@ -85,16 +90,15 @@ def _probe(
 ) -> dict:
     out_dir = args.out or target.default_output
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress = show_progress(args.no_progress)
     horizon = memory_horizon(model, env, args.episodes, seed=seed, deterministic=args.deterministic,
-                             k_values=args.probe_k, wrap_progress=_progress_bar if progress else _no_bar)
+                             k_values=args.probe_k, report=_no_line if args.no_progress else _stderr_line)
     curve = horizon.as_dict()
     curve.update(env_id=target.env.id, model=str(target.model), timesteps=model.num_timesteps)
     if reference is not None:
         curve.update(optimal_return=reference["optimal_return"], memoryless_return=reference["memoryless_return"])
     title = f"{target.env.id}: {model.policy.core} {model.policy.hidden_size}, {model.num_timesteps} steps"
     plot_memory_horizon(curve, out_dir / "memory_horizon.png", title)
-    single = _eval_env(target, seed, 1)
+    single = _eval_env(target, seed, 1, args.trust_pickle)
     try:
         trajectory = hidden_trajectory(model, single, seed=seed, deterministic=args.deterministic)
     finally:
@@ -104,21 +108,22 @@ def _probe(
     curve.update(files=files, out_dir=str(out_dir),
                  hidden_state_pca={"explained_variance": trajectory.explained.tolist(),
                                    "episode_length": int(len(trajectory.components))})
-    (out_dir / "memory_horizon.json").write_text(json.dumps(curve, indent=2) + "\n")
+    atomic_write_text(out_dir / "memory_horizon.json", json.dumps(curve, indent=2) + "\n")
     return curve
 
 
-def _eval_env(target: EvalTarget, seed: int, n_envs: int) -> VecEnv:
+def _eval_env(target: EvalTarget, seed: int, n_envs: int, trust_pickle: bool) -> VecEnv:
     env = make_env(target.env, seed=seed, n_envs=n_envs, vec_env="dummy")
     if target.vecnormalize is not None:
-        env = load_normalization(env, target.vecnormalize, training=False)
+        env = load_normalization(env, target.vecnormalize, training=False, trust_pickle=trust_pickle)
     return env
 
 
-def _load(target: EvalTarget, env: VecEnv) -> RecurrentPPO:
+def _load(target: EvalTarget, env: VecEnv, trust_pickle: bool) -> RecurrentPPO:
     device = target.config.training.device if target.config else "cpu"
     implementation = target.config.algorithm.implementation if target.config else "rlgru"
-    model = load_agent(target.model, env=None, device=device, implementation=implementation)
+    model = load_agent(target.model, env=None, device=device, implementation=implementation,
+                       trust_pickle=trust_pickle)
     try:
         check_for_correct_spaces(env, model.observation_space, model.action_space)
     except ValueError as error:
@@ -132,14 +137,12 @@ def _default_n_envs(target: EvalTarget) -> int:
     return 1
 
 
-def _progress_bar(ks: list[int]) -> Iterable[int]:
-    from tqdm import tqdm
-
-    return tqdm(ks, desc="memory probe (k)", unit="k")
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-def _no_bar(ks: list[int]) -> Iterable[int]:
-    return ks
+def _no_line(line: str) -> None:
+    pass
 
 
 def _positive(text: str) -> int:

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in --run-dir (default: the newest run of this config and seed) "
                              "from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a TTY)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="on --resume, also load pickled objects outside rlgru's allow-list from the run's model "
+                             "and statistics files (can run code from them: only for files you trust)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,11 +38,9 @@ def run(args: argparse.Namespace) -> int:
                                "pass --run-dir", where="--resume")
         config = prepare_resume(run_dir, config)
     elif args.run_dir is not None:
-        run_dir = RunDir(args.run_dir)
-        if run_dir.config.exists():
-            raise HarnessError("already holds a run; pass --resume to continue it, or choose another --run-dir",
-                               where=run_dir.path)
+        run_dir = RunDir(args.run_dir)  # train() claims it, and refuses it if it already holds a run
     else:
         run_dir = new_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
-    train(config, run_dir, resume=args.resume, progress=show_progress(args.no_progress), source=args.config)
+    train(config, run_dir, resume=args.resume, progress=show_progress(args.no_progress), source=args.config,
+          trust_pickle=args.trust_pickle)
     return 0
