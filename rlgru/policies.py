@@ -263,27 +263,38 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         ``[T, n_seq]``, ``obs`` holds the real steps of padded sequences in time-major order; only the cores see
         the padded grid, with ``resets`` ``[T, n_seq]`` marking where the rollout zeroed the state.
         """
+        core_pi, core_vf, new_state = self.core_outputs(obs, state, mask, resets, critic)
+        latent_pi = self.mlp_extractor.forward_actor(core_pi)
+        latent_vf = None if core_vf is None else self.mlp_extractor.forward_critic(core_vf)
+        return latent_pi, latent_vf, new_state
+
+    def core_outputs(
+        self,
+        obs: PyTorchObs,
+        state: th.Tensor,
+        mask: th.Tensor | None = None,
+        resets: th.Tensor | None = None,
+        critic: bool = True,
+    ) -> tuple[th.Tensor, th.Tensor | None, th.Tensor]:
+        """Features -> cores: ``(actor core output, what the critic's MLP reads or None, new state)`` per sample,
+        with ``mask`` and ``resets`` as in ``_latents``."""
         features = self.extract_features(obs)
         pi_features, vf_features = features if isinstance(features, tuple) else (features, features)
         actor_state, critic_state = self._split_state(state)
         # flat positions of the real steps in the [T * n_seq] grid; one lookup serves both cores
         grid = None if mask is None else (mask, mask.flatten().nonzero().squeeze(1))
-        core_pi, new_actor_state = self._run_core(self.actor_core, pi_features, actor_state, grid, resets)
-        latent_pi = self.mlp_extractor.forward_actor(core_pi)
-        new_state = new_actor_state
-        latent_vf = None
         if self.critic_core is not None:
-            core_vf, new_critic_state = self._run_core(self.critic_core, vf_features, critic_state, grid, resets)
-            new_state = th.cat((new_actor_state, new_critic_state), dim=-1)
-            if critic:
-                latent_vf = self.mlp_extractor.forward_critic(core_vf)
-        elif critic:
-            if self.critic_projection is not None:
-                core_vf = self.critic_projection(vf_features)
-            else:
-                core_vf = core_pi if self.critic_trains_core else core_pi.detach()
-            latent_vf = self.mlp_extractor.forward_critic(core_vf)
-        return latent_pi, latent_vf, new_state
+            assert critic_state is not None
+            (core_pi, new_actor_state), (core_vf, new_critic_state) = self._run_cores(
+                pi_features, vf_features, actor_state, critic_state, grid, resets
+            )
+            return core_pi, core_vf if critic else None, th.cat((new_actor_state, new_critic_state), dim=-1)
+        core_pi, new_state = self._run_core(self.actor_core, pi_features, actor_state, grid, resets)
+        if not critic:
+            return core_pi, None, new_state
+        if self.critic_projection is not None:
+            return core_pi, self.critic_projection(vf_features), new_state
+        return core_pi, core_pi if self.critic_trains_core else core_pi.detach(), new_state
 
     @staticmethod
     def _run_core(
@@ -297,15 +308,26 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
         ``grid`` is ``(mask [T, n_seq], flat indices of its True cells)``.
         """
-        if grid is None:
-            out, new_state = core(features.unsqueeze(0), state)
-            return out.squeeze(0), new_state
-        mask, index = grid
-        if index.numel() == mask.numel():  # no padding (uncut lanes): the samples already are the grid
-            out, new_state = core(features.view(*mask.shape, -1), state, resets)
-            return out.reshape(mask.numel(), -1), new_state
-        out, new_state = core(_to_grid(features, mask, index), state, resets)
-        return out.reshape(mask.numel(), -1).index_select(0, index), new_state
+        out, new_state = core(_core_input(features, grid), state, resets)
+        return _per_sample(out, grid), new_state
+
+    def _run_cores(
+        self,
+        pi_features: th.Tensor,
+        vf_features: th.Tensor,
+        actor_state: th.Tensor,
+        critic_state: th.Tensor,
+        grid: tuple[th.Tensor, th.Tensor] | None,
+        resets: th.Tensor | None,
+    ) -> tuple[tuple[th.Tensor, th.Tensor], tuple[th.Tensor, th.Tensor]]:
+        """``_run_core`` for the actor's and the critic's core together (one kernel call for both where the core
+        has one): ``((actor out, state), (critic out, state))``."""
+        assert self.critic_core is not None
+        inputs = (_core_input(pi_features, grid), _core_input(vf_features, grid))
+        (out_pi, state_pi), (out_vf, state_vf) = self.actor_core.forward_beside(
+            self.critic_core, inputs, (actor_state, critic_state), resets
+        )
+        return (_per_sample(out_pi, grid), state_pi), (_per_sample(out_vf, grid), state_vf)
 
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
@@ -411,6 +433,25 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         actor_state, _ = self._split_state(state)
         padded = _to_grid(pi_features, mask, mask.flatten().nonzero().squeeze(1))
         return self.actor_core.diagnose(padded, actor_state, mask, resets)
+
+
+def _core_input(features: th.Tensor, grid: tuple[th.Tensor, th.Tensor] | None) -> th.Tensor:
+    """Per-sample features ``[N, F]`` as a core takes them: one step ``[1, N, F]``, or the padded grid of ``mask``."""
+    if grid is None:
+        return features.unsqueeze(0)
+    mask, index = grid
+    if index.numel() == mask.numel():  # no padding (uncut lanes): the samples already are the grid
+        return features.view(*mask.shape, -1)
+    return _to_grid(features, mask, index)
+
+
+def _per_sample(out: th.Tensor, grid: tuple[th.Tensor, th.Tensor] | None) -> th.Tensor:
+    """A core's output back as per-sample rows ``[N, H]`` (``_core_input``'s inverse)."""
+    if grid is None:
+        return out.squeeze(0)
+    mask, index = grid
+    flat = out.reshape(mask.numel(), -1)
+    return flat if index.numel() == mask.numel() else flat.index_select(0, index)
 
 
 def _to_grid(features: th.Tensor, mask: th.Tensor, index: th.Tensor) -> th.Tensor:

@@ -6,6 +6,8 @@ sequences that start from their stored states, so each core runs once per miniba
 
 from __future__ import annotations
 
+import io
+import pathlib
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -19,8 +21,11 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru.buffers import SequenceBatch, make_rollout_buffer
+from rlgru.flat_grads import FlatGradients
 from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
 from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
+from rlgru.ppo_loss import LossSettings, fused_loss_supported, ppo_loss
+from rlgru.safe_load import checked_custom_objects
 from rlgru.wrappers import wrap_tuple_observations
 
 SelfRecurrentPPO = TypeVar("SelfRecurrentPPO", bound="RecurrentPPO")
@@ -110,13 +115,16 @@ class RecurrentPPO(OnPolicyAlgorithm):
         self.max_seq_len = max_seq_len or min(n_steps, batch_size)
         self._last_state: th.Tensor | None = None
         self._last_hidden_resets: np.ndarray | None = None
+        self._flat_grads: FlatGradients | None = None
         if _init_setup_model:
             self._setup_model()
 
     # ------------------------------------------------------------------------------------------------ set-up
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
-        # Tuple observations have no SB3 preprocessing: flatten them instead of refusing them.
+        # Tuple observations have no SB3 preprocessing and SB3's vec envs refuse nested spaces: flatten them, per env
+        # before vectorising when given an env (rlgru.wrappers), instead of refusing them.
+        env = wrap_tuple_observations(env)
         return wrap_tuple_observations(OnPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper))
 
     def _setup_model(self) -> None:
@@ -168,7 +176,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         # The live recurrent state belongs to the live envs, which are not saved either.
-        return [*super()._excluded_save_params(), "_last_state", "_last_hidden_resets"]
+        return [*super()._excluded_save_params(), "_last_state", "_last_hidden_resets", "_flat_grads"]
 
     # ----------------------------------------------------------------------------------------------- rollout
     def collect_rollouts(  # type: ignore[override]
@@ -249,13 +257,15 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
+        flat_grads = self._gradient_buffer()
+        fused = fused_loss_supported(self.policy)
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
         continue_training = True
         for epoch in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
                 if epoch == 0 and not stats["pg"]:
                     self._log_memory_diagnostics(batch)
-                losses = self.minibatch_losses(batch, clip_range, clip_range_vf)
+                losses = self.minibatch_losses(batch, clip_range, clip_range_vf, fused)
                 for key in stats:
                     stats[key].append(losses[key].detach())
                 if self.target_kl is not None and float(losses["kl"]) > 1.5 * self.target_kl:
@@ -263,9 +273,14 @@ class RecurrentPPO(OnPolicyAlgorithm):
                     if self.verbose >= 1:
                         print(f"Early stopping at step {epoch} due to reaching max kl: {float(losses['kl']):.2f}")
                     break
-                self.policy.optimizer.zero_grad()
-                losses["loss"].backward()
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                if flat_grads is not None:
+                    flat_grads.zero_()
+                    losses["loss"].backward()
+                    flat_grads.clip_norm_(self.max_grad_norm)
+                else:
+                    self.policy.optimizer.zero_grad()
+                    losses["loss"].backward()
+                    th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:
@@ -284,20 +299,45 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
 
+    def _gradient_buffer(self) -> FlatGradients | None:
+        """The policy's gradients as one buffer (built once per policy, re-attached each update), or None where
+        the parameters do not allow it (mixed dtypes or devices)."""
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        known = self._flat_grads.parameters if self._flat_grads is not None else []
+        if len(known) != len(params) or any(a is not b for a, b in zip(known, params, strict=False)):
+            self._flat_grads = FlatGradients.try_for(params)
+        elif self._flat_grads is not None:
+            self._flat_grads.attach()
+        return self._flat_grads
+
     def minibatch_losses(
-        self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None = None
+        self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None = None, fused: bool | None = None
     ) -> dict[str, th.Tensor]:
-        """PPO losses of one sequence minibatch (real steps only: padding never leaves the cores)."""
+        """PPO losses of one sequence minibatch (real steps only: padding never leaves the cores).
+
+        The autograd graph below defines them. ``fused`` (default: wherever the policy's heads allow) computes
+        everything after the cores in ``rlgru.ppo_loss``, with the same results and a hand-derived gradient.
+        """
         actions = batch.actions
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
+        advantages = batch.advantages
+        if self.normalize_advantage and advantages.numel() > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if fused is None:
+            fused = fused_loss_supported(self.policy)
+        if fused:
+            core_pi, core_vf, _ = self.policy.core_outputs(
+                batch.observations, batch.initial_states, batch.mask, batch.resets
+            )
+            assert core_vf is not None
+            settings = LossSettings(actions, batch.old_log_prob, advantages, batch.returns, batch.old_values,
+                                    clip_range, clip_range_vf, self.ent_coef, self.vf_coef)
+            return ppo_loss(self.policy, core_pi, core_vf, settings)
         values, log_prob, entropy = self.policy.evaluate_actions(
             batch.observations, actions, batch.initial_states, batch.mask, batch.resets
         )
         values = values.flatten()
-        advantages = batch.advantages
-        if self.normalize_advantage and advantages.numel() > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         log_ratio = log_prob - batch.old_log_prob
         ratio = th.exp(log_ratio)
@@ -345,6 +385,25 @@ class RecurrentPPO(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    # --------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfRecurrentPPO],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        *,
+        trust_pickle: bool = False,
+        **kwargs: Any,
+    ) -> SelfRecurrentPPO:
+        """SB3's ``load``, but a zip's pickled attributes are built by ``rlgru.safe_load``'s allow-listed
+        unpickler, so a crafted file cannot run code; ``trust_pickle=True`` unpickles everything, as SB3 does."""
+        custom_objects = checked_custom_objects(path, custom_objects, trust_pickle=trust_pickle)
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
 
 
 __all__ = ["RecurrentPPO"]

@@ -104,9 +104,12 @@ class CompiledKernel:
     ``what`` names it in the warning a failed build gives and ``consequence`` says what happens instead.
     """
 
-    def __init__(self, prefix: str, source: Path, disable_env: str, what: str, consequence: str) -> None:
+    def __init__(
+        self, prefix: str, source: Path, disable_env: str, what: str, consequence: str, check_op: str = "forward"
+    ) -> None:
         self.prefix = prefix  # also the torch.ops namespace the kernel registers
         self.source = source
+        self.check_op = check_op  # an operator whose presence proves the extension registered its ops
         self.disable_env = disable_env
         self.what = what
         self.consequence = consequence
@@ -122,7 +125,7 @@ class CompiledKernel:
 
     def build_and_load(self, verbose: bool) -> None:
         """Compile the kernel (or reuse torch's on-disk cache) and register its operators; raises on failure."""
-        build(extension_name(self.prefix, self.source), self.source, self.prefix, "forward", verbose)
+        build(extension_name(self.prefix, self.source), self.source, self.prefix, self.check_op, verbose)
 
     def load(self, verbose: bool = False) -> bool:
         """Compile (first time only) and load; returns whether it is usable. Failure warns once, and is remembered."""

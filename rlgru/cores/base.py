@@ -91,6 +91,18 @@ class MemoryCore(nn.Module):
             return self.recur(x, state, keep)
         return split_at_resets(self.run_segment, x, state, keep)
 
+    def forward_beside(
+        self,
+        twin: MemoryCore,
+        inputs: tuple[torch.Tensor, torch.Tensor],
+        states: tuple[torch.Tensor, torch.Tensor],
+        episode_starts: torch.Tensor | None = None,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """This core and ``twin`` (a core of the same class and sizes: the critic's beside the actor's) over the same
+        steps, each from its own input and state: ``(self's (out, state), twin's (out, state))``, as two ``forward``
+        calls give them. A core with a kernel can run both in one call (and on two threads)."""
+        return self(inputs[0], states[0], episode_starts), twin(inputs[1], states[1], episode_starts)
+
     def recur(
         self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:

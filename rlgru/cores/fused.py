@@ -71,6 +71,59 @@ class _FusedLayer(torch.autograd.Function):
         return (None, None, None, *(g if n else None for g, n in zip(grads, need, strict=True)))
 
 
+class _FusedPair(torch.autograd.Function):
+    """One layer of two independent cells of one kind (an actor's and a critic's core) in one kernel call each way.
+
+    Inputs: ``ops``, ``mode``, ``keep``, ``two_states`` (whether the cell has a second state), then for each side
+    ``x, w_ih, w_hh, b_ih, b_hh, h0, c0`` as ``_FusedLayer`` takes them; the sides may share ``x`` (autograd then
+    sums its gradients). Outputs: each side's ``out, h_T`` (and the second state's last value for two-state cells).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, ops: Any, mode: int, keep: torch.Tensor | None, two_states: bool, *tensors: torch.Tensor | None
+    ) -> tuple[torch.Tensor, ...]:
+        side_a, side_b = tensors[:7], tensors[7:]
+        args = [[x, h0, c0, w_ih, w_hh, b_ih, b_hh] for x, w_ih, w_hh, b_ih, b_hh, h0, c0 in (side_a, side_b)]
+        results = ops.forward_pair(args[0], args[1], keep, True, mode)
+        to_save: list[torch.Tensor | None] = []
+        outputs: list[torch.Tensor] = []
+        for side, (out, h, c, cs, saved) in zip((side_a, side_b), (results[:5], results[5:]), strict=True):
+            x, w_ih, w_hh, _, _, h0, c0 = side
+            to_save += [x, h0, c0, w_ih, w_hh, out, cs, saved]
+            outputs += [out, h] if not two_states else [out, h, c]
+        ctx.save_for_backward(*to_save, keep)
+        ctx.ops, ctx.mode, ctx.two_states = ops, mode, two_states
+        ctx.set_materialize_grads(False)
+        return tuple(outputs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[Any, ...]:
+        saved = ctx.saved_tensors
+        keep = saved[-1]
+        per_side = 3 if ctx.two_states else 2
+        args, need_flags, needs = [], [], []
+        for side in range(2):
+            x, h0, c0, w_ih, w_hh, out, cs, kept = saved[8 * side : 8 * side + 8]
+            grad_out, grad_h, *grad_c = grads[per_side * side : per_side * side + per_side]
+            if grad_out is None:
+                grad_out = torch.zeros_like(out)
+            need = ctx.needs_input_grad[4 + 7 * side : 11 + 7 * side]  # x, w_ih, w_hh, b_ih, b_hh, h0, c0
+            args.append([grad_out, grad_h, grad_c[0] if grad_c else None, x, h0, c0, w_ih, w_hh, out, cs, kept])
+            need_flags += [int(need[0]), int(any(need[5:])), int(any(need[1:5]))]
+            needs.append(need)
+        results = ctx.ops.backward_pair(args[0], args[1], keep, need_flags, ctx.mode)
+        grads_in: list[torch.Tensor | None] = []
+        for side, need in enumerate(needs):
+            dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = results[7 * side : 7 * side + 7]
+            if db_hh is None:  # shared biases: both get the gradient, as separate tensors (see _FusedLayer)
+                db_hh = db_ih.clone() if need[3] and need[4] else db_ih
+            side_grads = (dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
+            grads_in += [g if n else None for g, n in zip(side_grads, need, strict=True)]
+        return (None, None, None, None, *grads_in)
+
+
 class FusedCell:
     """One recurrent cell's fused kernel, with its autograd wrapper and its PyTorch fallback.
 
@@ -180,20 +233,70 @@ class FusedCell:
         for layer, weights in enumerate(layers):
             if layer:
                 x = dropout_between_layers(x, dropout)
-            if self.n_states == 1:
-                x, h, _ = self.fused_layer(x, state[layer], None, weights, keep, mode)
-                finals.append(h)
-            else:
-                hidden = state.shape[-1] // 2
-                x, h, c = self.fused_layer(x, state[layer, :, :hidden], state[layer, :, hidden:], weights, keep, mode)
-                finals.append(torch.cat((h, c), dim=-1))
-        return x, (finals[0].unsqueeze(0) if len(finals) == 1 else torch.stack(finals))
+            x, h, c = self.fused_layer(x, *self._unpacked(state[layer]), weights, keep, mode)
+            finals.append(self._packed(h, c))
+        return x, _stacked(finals)
+
+    def run_pair(
+        self,
+        inputs: tuple[torch.Tensor, torch.Tensor],
+        states: tuple[torch.Tensor, torch.Tensor],
+        layers: tuple[list[Weights], list[Weights]],
+        keep: torch.Tensor | None,
+        dropouts: tuple[float, float] = (0.0, 0.0),
+        mode: int = 0,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``run_layers`` for two independent stacks of one cell (an actor's and a critic's core) at once: one
+        kernel call per layer and direction for both, each on its own thread when torch has two or more.
+
+        ``inputs`` may be one tensor twice; the stacks must have as many layers. Returns each stack's
+        ``(out, final state)``.
+        """
+        (x_a, x_b), (state_a, state_b) = inputs, states
+        finals: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        training = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (x_a, x_b, state_a, state_b, *layers[0][0], *layers[1][0])
+        )
+        for layer, (weights_a, weights_b) in enumerate(zip(*layers, strict=True)):
+            if layer:
+                x_a, x_b = dropout_between_layers(x_a, dropouts[0]), dropout_between_layers(x_b, dropouts[1])
+            (h0_a, c0_a), (h0_b, c0_b) = self._unpacked(state_a[layer]), self._unpacked(state_b[layer])
+            if training:
+                outs = _FusedPair.apply(self.ops, mode, keep, self.n_states == 2, x_a, *weights_a, h0_a, c0_a,
+                                        x_b, *weights_b, h0_b, c0_b)
+                if self.n_states == 1:
+                    (x_a, h_a, x_b, h_b), c_a, c_b = outs, None, None
+                else:
+                    x_a, h_a, c_a, x_b, h_b, c_b = outs
+            else:  # rollout inference: nothing saved, no autograd bookkeeping
+                results = self.ops.forward_pair([x_a, h0_a, c0_a, *weights_a], [x_b, h0_b, c0_b, *weights_b], keep,
+                                                False, mode)
+                x_a, h_a, c_a, x_b, h_b, c_b = results[0], results[1], results[2], *results[5:8]
+            finals[0].append(self._packed(h_a, c_a))
+            finals[1].append(self._packed(h_b, c_b))
+        return (x_a, _stacked(finals[0])), (x_b, _stacked(finals[1]))
+
+    def _unpacked(self, layer_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One layer's packed state ``[B, n_states * H]`` as the kernel takes it: ``(h, second state or None)``."""
+        if self.n_states == 1:
+            return layer_state, None
+        hidden = layer_state.shape[-1] // 2
+        return layer_state[:, :hidden], layer_state[:, hidden:]
+
+    @staticmethod
+    def _packed(h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return h if c is None else torch.cat((h, c), dim=-1)
+
+
+def _stacked(finals: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer final states as ``[n_layers, B, size]``."""
+    return finals[0].unsqueeze(0) if len(finals) == 1 else torch.stack(finals)
 
 
 #: what each cell module (``fused_gru``, ``fused_lstm``) exports besides its own names
 CELL_EXPORTS = (
     *("DISABLE_ENV", "KERNEL", "available", "fused_ok"),
-    *("load_extension", "release_cached_memory", "run_layers"),
+    *("load_extension", "release_cached_memory", "run_layers", "run_pair"),
 )
 
 __all__ = ["CELL_EXPORTS", "FUSED_DTYPES", "MODES", "FusedCell", "TorchSegment", "Weights"]

@@ -45,5 +45,6 @@ KERNEL, DISABLE_ENV = LSTM.kernel, LSTM.kernel.disable_env  # set DISABLE_ENV to
 # Thread-safe, compile-once loading; ``available`` (whether LSTM cores use the kernel) is what KernelCore calls.
 load_extension, available, release_cached_memory = KERNEL.load, KERNEL.available, KERNEL.release_cached_memory
 fused_lstm_available, fused_lstm_info, fused_ok, run_layers = available, KERNEL.info, LSTM.fused_ok, LSTM.run_layers
+run_pair = LSTM.run_pair
 
 __all__ = ["LSTM", "fused_lstm_available", "fused_lstm_info", "lstm_layer", *CELL_EXPORTS]

@@ -53,6 +53,31 @@ class KernelCore(TorchRNNWeights, MemoryCore):
         # The kernel zeroes the state per (step, env) itself: no splitting at resets, no host sync to find them.
         return self.kernel.run_layers(x, state, self.layers(), keep, dropout=self.dropout_rate)
 
+    def forward_beside(
+        self,
+        twin: MemoryCore,
+        inputs: tuple[torch.Tensor, torch.Tensor],
+        states: tuple[torch.Tensor, torch.Tensor],
+        episode_starts: torch.Tensor | None = None,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Both cores in one kernel call per layer when the kernel takes them (see ``MemoryCore.forward_beside``)."""
+        x, twin_x = inputs
+        if not (
+            type(twin) is type(self)
+            and isinstance(twin, KernelCore)
+            and (twin.hidden_size, twin.n_layers, twin.input_size) == (self.hidden_size, self.n_layers, self.input_size)
+            and x.shape == twin_x.shape
+            and x.dim() == 3
+            and x.shape[-1] == self.input_size
+            and x.dtype == twin_x.dtype
+            and self.uses_kernel(x)
+        ):
+            return super().forward_beside(twin, inputs, states, episode_starts)
+        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
+        return self.kernel.run_pair(
+            inputs, states, (self.layers(), twin.layers()), keep, (self.dropout_rate, twin.dropout_rate)
+        )
+
     def engine(self, device: torch.device | str) -> str:
         if self.resets_natively(device):
             return f"fused C++ kernel ({self.kernel.KERNEL.info()['isa']})"

@@ -438,6 +438,74 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   return {dx, dinit[0], dinit[1], dw_ih, dw_hh, db_ih, db_hh};
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Two independent cells in one call: an actor's and a critic's core over the same minibatch. One trip through the
+// dispatcher and autograd instead of two and, with two or more intra-op threads, each cell on its own thread: the
+// recurrences are serial inside but independent of each other, the one place at RL sizes where a second CPU core
+// pays for its fork/join.
+
+template <class F>
+void run_both(const F& f) {
+  if (at::get_num_threads() > 1 && !at::in_parallel_region()) {
+    at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) f(i);
+    });
+  } else {
+    f(0);
+    f(1);
+  }
+}
+
+using OptionalTensors = c10::List<std::optional<at::Tensor>>;
+
+at::Tensor required(const OptionalTensors& args, size_t i, const char* what) {
+  const std::optional<at::Tensor> t = args.get(i);
+  TORCH_CHECK(t.has_value(), Traits::kName, " pair: ", what, " is required");
+  return *t;
+}
+
+// a, b: [x, h0, c0?, w_ih, w_hh, b_ih, b_hh]. Returns forward's five results for a, then for b.
+std::vector<at::Tensor> forward_pair(const OptionalTensors& a, const OptionalTensors& b,
+                                     const std::optional<at::Tensor>& keep, bool save, int64_t mode) {
+  TORCH_CHECK(a.size() == 7 && b.size() == 7, Traits::kName, " pair: each side takes 7 tensors");
+  const OptionalTensors* sides[2] = {&a, &b};
+  std::array<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>, 2> results;
+  run_both([&](int64_t i) {
+    const auto& s = *sides[i];
+    results[i] = forward(required(s, 0, "x"), required(s, 1, "h0"), s.get(2), required(s, 3, "w_ih"),
+                         required(s, 4, "w_hh"), required(s, 5, "b_ih"), required(s, 6, "b_hh"), keep, save, mode);
+  });
+  std::vector<at::Tensor> out;
+  for (const auto& r : results) {
+    out.insert(out.end(), {std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r), std::get<4>(r)});
+  }
+  return out;
+}
+
+// a, b: [grad_out, grad_h?, grad_c?, x, h0, c0?, w_ih, w_hh, out, cs?, saved]; need: need_x, need_state, need_w
+// for a, then for b. Returns backward's seven results for a, then for b.
+std::vector<at::Tensor> backward_pair(const OptionalTensors& a, const OptionalTensors& b,
+                                      const std::optional<at::Tensor>& keep, at::IntArrayRef need, int64_t mode) {
+  TORCH_CHECK(a.size() == 11 && b.size() == 11 && need.size() == 6, Traits::kName,
+              " pair backward: each side takes 11 tensors and 3 flags");
+  const OptionalTensors* sides[2] = {&a, &b};
+  using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+  std::array<Grads, 2> results;
+  run_both([&](int64_t i) {
+    const auto& s = *sides[i];
+    results[i] = backward(required(s, 0, "grad_out"), s.get(1), s.get(2), required(s, 3, "x"), required(s, 4, "h0"),
+                          s.get(5), required(s, 6, "w_ih"), required(s, 7, "w_hh"), required(s, 8, "out"), s.get(9),
+                          required(s, 10, "saved"), keep, need[3 * i] != 0, need[3 * i + 1] != 0,
+                          need[3 * i + 2] != 0, mode);
+  });
+  std::vector<at::Tensor> out;
+  for (const auto& r : results) {
+    out.insert(out.end(), {std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r), std::get<4>(r),
+                           std::get<5>(r), std::get<6>(r)});
+  }
+  return out;
+}
+
 std::string isa_name() {
   switch (best_isa()) {
     case Isa::kAvx512:
@@ -465,6 +533,8 @@ void register_ops(torch::Library& m) {
       "Tensor w_hh, Tensor out, Tensor? cs, Tensor saved, Tensor? keep, bool need_x, bool need_state, bool need_w, "
       "int mode) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
       &backward);
+  m.def("forward_pair(Tensor?[] a, Tensor?[] b, Tensor? keep, bool save, int mode) -> Tensor[]", &forward_pair);
+  m.def("backward_pair(Tensor?[] a, Tensor?[] b, Tensor? keep, int[] need, int mode) -> Tensor[]", &backward_pair);
   m.def("isa() -> str", &isa_name);
   m.def("onednn_gemm() -> bool", &onednn_gemm);
   m.def("release_cached_memory() -> ()", &release_cached_memory);

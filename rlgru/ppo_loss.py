@@ -1,0 +1,174 @@
+"""The PPO loss from the cores' outputs onwards (MLP heads, action distribution, clipped objectives) and its
+gradient, in one C++ call (``csrc/ppo_heads.cpp``, where the maths is written out).
+
+Why: after the cores, a PPO minibatch is some forty small ops forward and as many backward whose arithmetic at RL
+sizes takes microseconds while dispatching and recording them takes most of a millisecond. PPO differentiates the
+loss right after computing it, so the kernel returns the gradient with the loss and autograd only passes it on.
+``RecurrentPPO.minibatch_losses`` keeps the plain autograd version, which defines the loss; tests check that both
+give the same losses and gradients.
+
+Covered: SB3's ``MlpExtractor`` heads (Linear layers with ReLU or Tanh), categorical (Discrete, MultiDiscrete) and
+diagonal Gaussian (Box) actions, float32/float64 on CPU. ``fused_loss_supported`` says when; anything else (and
+any machine where the kernel cannot be built, or ``RLGRU_DISABLE_FUSED_LOSS=1``) takes the autograd path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch as th
+from torch import nn
+
+from rlgru.cores import _kernel_build
+
+KERNEL = _kernel_build.CompiledKernel(
+    "rlgru_ppo_heads",
+    Path(__file__).resolve().parent / "csrc" / "ppo_heads.cpp",
+    "RLGRU_DISABLE_FUSED_LOSS",
+    "fused PPO loss kernel",
+    "PPO updates run the heads and the loss through autograd instead",
+    check_op="loss",
+)
+
+_ACTIVATIONS = {nn.ReLU: 0, nn.Tanh: 1}  # the kernel's activation codes
+_KINDS = {"categorical": 0, "multi_categorical": 0, "gaussian": 1}  # the kernel's distribution codes
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """The minibatch's fixed inputs: buffer fields (no gradient) and this update's coefficients."""
+
+    actions: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor  # already normalised if the algorithm normalises them
+    returns: th.Tensor
+    old_values: th.Tensor
+    clip_range: float
+    clip_range_vf: float | None
+    ent_coef: float
+    vf_coef: float
+
+
+def mlp_activations(net: nn.Module) -> list[int] | None:
+    """Activation codes of an ``nn.Sequential`` of (Linear with bias, ReLU|Tanh) pairs, else None."""
+    if not isinstance(net, nn.Sequential) or len(net) % 2:
+        return None
+    modules = list(net)
+    codes = []
+    for linear, activation in zip(modules[::2], modules[1::2], strict=True):
+        code = _ACTIVATIONS.get(type(activation))
+        if type(linear) is not nn.Linear or linear.bias is None or code is None:
+            return None
+        codes.append(code)
+    return codes
+
+
+def fused_loss_supported(policy: Any) -> bool:
+    """Whether ``policy``'s heads are the plain ones the kernel differentiates, on a device and dtype it takes."""
+    extractor = getattr(policy, "mlp_extractor", None)
+    if getattr(policy, "_head_kind", None) is None or extractor is None:
+        return False
+    weight = policy.action_net.weight if isinstance(policy.action_net, nn.Linear) else None
+    return (
+        weight is not None
+        and weight.device.type == "cpu"
+        and weight.dtype in (th.float32, th.float64)
+        and type(policy.value_net) is nn.Linear
+        and mlp_activations(extractor.policy_net) is not None
+        and mlp_activations(extractor.value_net) is not None
+        and KERNEL.available()
+    )
+
+
+def ppo_loss(policy: Any, core_pi: th.Tensor, core_vf: th.Tensor, settings: LossSettings) -> dict[str, th.Tensor]:
+    """The losses ``RecurrentPPO.minibatch_losses`` returns, from the cores' per-sample outputs.
+
+    ``core_vf`` is what the critic's MLP reads (the critic core's output, or the actor's, or a projection).
+    """
+    extractor = policy.mlp_extractor
+    pi_weights = _mlp_weights(extractor.policy_net)
+    vf_weights = _mlp_weights(extractor.value_net)
+    heads = [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias]
+    log_std = policy.log_std if policy._head_kind == "gaussian" else None
+    inputs = (core_pi, core_vf, *pi_weights, *vf_weights, *heads, *([log_std] if log_std is not None else []))
+    call = _KernelCall(policy, len(pi_weights), len(vf_weights), log_std is not None, settings)
+    if th.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        outputs = _HeadsAndLoss.apply(call, *inputs)
+    else:
+        outputs = call(inputs, with_grads=False)[:8]
+    names = ("loss", "pg", "value", "entropy", "kl", "clip", "log_prob", "values")
+    return dict(zip(names, outputs, strict=True))
+
+
+def _mlp_weights(net: nn.Sequential) -> list[th.Tensor]:
+    return [t for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
+
+
+class _KernelCall:
+    """The kernel's fixed arguments for one minibatch; called with the differentiable inputs."""
+
+    def __init__(self, policy: Any, n_pi: int, n_vf: int, has_log_std: bool, settings: LossSettings) -> None:
+        self.n_pi, self.n_vf, self.has_log_std, self.settings = n_pi, n_vf, has_log_std, settings
+        self.pi_act = mlp_activations(policy.mlp_extractor.policy_net)
+        self.vf_act = mlp_activations(policy.mlp_extractor.value_net)
+        self.kind = _KINDS[policy._head_kind]
+        self.dims = list(policy._action_dims) if policy._head_kind == "multi_categorical" else []
+        if policy._head_kind == "categorical":
+            self.dims = [policy.action_net.out_features]
+
+    def __call__(self, inputs: tuple[th.Tensor, ...], with_grads: bool) -> list[th.Tensor]:
+        core_pi, core_vf = inputs[:2]
+        pi_w = inputs[2 : 2 + self.n_pi]
+        vf_w = inputs[2 + self.n_pi : 2 + self.n_pi + self.n_vf]
+        heads = inputs[2 + self.n_pi + self.n_vf : 6 + self.n_pi + self.n_vf]
+        log_std = inputs[-1] if self.has_log_std else None
+        s = self.settings
+        return KERNEL.ops.loss(
+            core_pi,
+            core_vf,
+            list(pi_w),
+            list(vf_w),
+            list(heads),
+            log_std,
+            s.actions,
+            s.old_log_prob,
+            s.advantages,
+            s.returns,
+            s.old_values,
+            float(s.clip_range),
+            None if s.clip_range_vf is None else float(s.clip_range_vf),
+            float(s.ent_coef),
+            float(s.vf_coef),
+            self.pi_act,
+            self.vf_act,
+            self.kind,
+            self.dims,
+            with_grads,
+        )
+
+
+class _HeadsAndLoss(th.autograd.Function):
+    """Outputs the loss (differentiable: its gradient comes from the forward call) and, without gradient, its
+    parts and the recomputed log-probs and values."""
+
+    @staticmethod
+    def forward(ctx: Any, call: _KernelCall, *inputs: th.Tensor) -> tuple[th.Tensor, ...]:  # type: ignore[override]
+        results = call(inputs, with_grads=True)
+        outputs, ctx.grads = tuple(results[:8]), results[8:]
+        ctx.mark_non_differentiable(*outputs[1:])
+        return outputs
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: th.Tensor, *_: Any) -> tuple[th.Tensor | None, ...]:
+        grads, needs = ctx.grads, ctx.needs_input_grad[1:]
+        del ctx.grads
+        scale = None if float(grad_loss) == 1.0 else grad_loss
+        return (
+            None,
+            *((g if scale is None else g * scale) if need else None for g, need in zip(grads, needs, strict=True)),
+        )
+
+
+__all__ = ["KERNEL", "LossSettings", "fused_loss_supported", "mlp_activations", "ppo_loss"]
