@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "cores": "rlgru.harness.commands.cores",
     "bench": "rlgru.harness.commands.bench",
     "report": "rlgru.harness.commands.report",
+    "export": "rlgru.harness.commands.export",
 }
 
 
