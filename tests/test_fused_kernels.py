@@ -369,6 +369,37 @@ def test_inference_is_grad_free_and_matches(cell: Cell, seq_len: int) -> None:
     torch.testing.assert_close(new_state, expected_state, **F32)
 
 
+def test_rollout_steps_see_every_weight_change(cell: Cell) -> None:
+    """Small steps reuse packed weights while the weights stay the same: any change, even through ``.data`` (which
+    bypasses version counters) or in a copy at the same shape, must be seen at the next step."""
+    torch.manual_seed(3)
+    core = cell.core(3, 16, 1)
+    x, state = torch.randn(1, 4, 3), torch.randn(1, 4, cell.n_states * 16)
+    w_hh = core.rnn.weight_hh_l0
+    with torch.no_grad():
+        for change in (lambda: w_hh.data.mul_(1.5), lambda: w_hh.add_(0.1), lambda: None):
+            core(x, state)  # fills the cache with the current weights
+            change()
+            out, new_state = core(x, state)
+            expected, expected_state = cell.module_steps(core.rnn, x, state, torch.zeros(1, 4))
+            torch.testing.assert_close(out, expected, **F32)
+            torch.testing.assert_close(new_state, expected_state, **F32)
+
+
+def test_pair_matches_two_separate_calls_with_grads(cell: Cell) -> None:
+    """Actor and critic cores in one call (``forward_beside``): the outputs, states and gradients of two calls,
+    also with one shared input, resets and two layers."""
+    torch.manual_seed(5)
+    actor, critic = cell.core(6, 12, 2), cell.core(6, 12, 2)
+    x = torch.randn(9, 5, 6, requires_grad=True)
+    states = (torch.randn(2, 5, cell.n_states * 12), torch.randn(2, 5, cell.n_states * 12))
+    starts = (torch.rand(9, 5) < 0.2).float()
+    (out_a, s_a), (out_b, s_b) = actor.forward_beside(critic, (x, x), states, starts)
+    (ref_a, ref_sa), (ref_b, ref_sb) = actor(x, states[0], starts), critic(x, states[1], starts)
+    params = [x, *actor.parameters(), *critic.parameters()]
+    check_against((out_a, s_a, out_b, s_b), (ref_a, ref_sa, ref_b, ref_sb), params)
+
+
 def test_float64_core_and_non_contiguous_inputs(cell: Cell) -> None:
     torch.manual_seed(4)
     core = cell.core(3, 10, 2).double()

@@ -96,6 +96,75 @@ at::Tensor pack_forward(const at::Tensor& w_hh, int64_t G, int64_t H, int W) {
   return packed;
 }
 
+// Rollout steps (a few rows, one step) call the forward with the same W_hh dozens of times between two updates.
+// Packing it costs more than the step, so the last few packings are kept with a copy of the weights they came
+// from and reused when the weights are bit-for-bit the same (a compare is a fraction of a packing; no version
+// counters, which `.data` writes bypass). Thread-safe: the actor's and critic's cores may step concurrently.
+class PackCache {
+ public:
+  static PackCache& instance() {
+    static PackCache* cache = new PackCache();  // never destroyed, like the buffer pool
+    return *cache;
+  }
+
+  at::Tensor forward_packed(const at::Tensor& w_hh, int64_t G, int64_t H, int W) {
+    const size_t bytes = static_cast<size_t>(w_hh.numel()) * sizeof(float);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& e : entries_) {
+        if (e.W == W && e.weights.sizes() == w_hh.sizes() &&
+            std::memcmp(e.weights.data_ptr<float>(), w_hh.data_ptr<float>(), bytes) == 0) {
+          e.last_use = ++clock_;
+          return e.packed;
+        }
+      }
+    }
+    Entry fresh{w_hh.clone(), pack_forward(w_hh, G, H, W).clone(), W, 0};
+    std::lock_guard<std::mutex> lock(mutex_);
+    fresh.last_use = ++clock_;
+    if (entries_.size() < kEntries) {
+      entries_.push_back(fresh);
+    } else {
+      *std::min_element(entries_.begin(), entries_.end(),
+                        [](const Entry& a, const Entry& b) { return a.last_use < b.last_use; }) = fresh;
+    }
+    return fresh.packed;
+  }
+
+ private:
+  struct Entry {
+    at::Tensor weights, packed;
+    int W;
+    uint64_t last_use;
+  };
+  static constexpr size_t kEntries = 8;  // actor and critic cores, a few layers each
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+  uint64_t clock_ = 0;
+};
+
+// x [R, I] @ w [N, I]^T + bias for problems too small for a BLAS call to pay its overhead (a rollout step's input
+// projection: a few rows, a few inputs).
+at::Tensor small_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  const int64_t R = x.size(0), I = x.size(1), N = w.size(0);
+  auto out = at::empty({R, N}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rlgru_small_linear", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t n = 0; n < N; ++n) {
+        scalar_t acc = bp[n];
+        for (int64_t i = 0; i < I; ++i) acc += xp[r * I + i] * wp[n * I + i];
+        op[r * N + n] = acc;
+      }
+    }
+  });
+  return out;
+}
+
+// Below this many multiply-adds the input projection is a plain loop.
+constexpr int64_t kSmallLinearMacs = int64_t{1} << 15;
+
 // dG @ W_hh tiles read, per chunk of W output units and per k in 0..G*H, W consecutive weights.
 at::Tensor pack_backward(const at::Tensor& w_hh, int64_t G, int64_t H, int W) {
   const int64_t nchunks = (H + W - 1) / W;
@@ -248,7 +317,7 @@ void check_inputs(const at::Tensor& x, const States& state, const at::Tensor& w_
   }
 }
 
-// Below this many time*batch rows the forward kernel skips packing W_hh.
+// Below this many time*batch rows the forward kernel reuses cached packings of W_hh (PackCache).
 constexpr int64_t kMinPackedRows = 64;
 
 // mode 0: the widest SIMD this CPU has; 1: the generic code; 2: AVX2 even on an AVX-512 CPU (for tests).
@@ -322,7 +391,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const auto keep = contiguous_opt(keep_);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
   const auto bias = Traits::kSplitBias ? b_ih_.contiguous() : b_ih_ + b_hh_;
-  const auto gx = gemm_nt(x.view({T * B, I}), w_ih, bias).view({T, B, G * H});
+  const auto gx = (T * B * I * G * H <= kSmallLinearMacs ? small_linear(x.view({T * B, I}), w_ih, bias)
+                                                        : gemm_nt(x.view({T * B, I}), w_ih, bias))
+                      .view({T, B, G * H});
   States seqs, last;
   for (int i = 0; i < Traits::kStates; ++i) seqs[i] = pooled_empty({T, B, H}, x.options());
   at::Tensor saved = save ? pooled_empty({T, B, Traits::kSaved * H}, x.options()) : at::empty({0}, x.options());
@@ -340,13 +411,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
     a.gx = gx.data_ptr<float>();
     a.bhh = b_hh.data_ptr<float>();
     a.save = save ? saved.data_ptr<float>() : nullptr;
-    if (T * B < kMinPackedRows) {
-      with_simd_cell(isa, [&](auto cell) { forward_per_step(cell, a, init[0], seqs[0], w_hh); });
-    } else {
-      const auto packed = pack_forward(w_hh, G, H, lanes(isa));
-      a.wpack = packed.data_ptr<float>();
-      with_simd_cell(isa, [&](auto cell) { fwd_seq(cell, a); });
-    }
+    // small problems (rollout steps) reuse the packing while the weights stay the same; training packs afresh
+    const auto packed = T * B < kMinPackedRows ? PackCache::instance().forward_packed(w_hh, G, H, lanes(isa))
+                                               : pack_forward(w_hh, G, H, lanes(isa));
+    a.wpack = packed.data_ptr<float>();
+    with_simd_cell(isa, [&](auto cell) { fwd_seq(cell, a); });
   }
   for (int i = 0; i < Traits::kStates; ++i) last[i] = seqs[i].select(0, T - 1).clone();
   return {seqs[0], last[0], last[1], seqs[1], saved};
