@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.errors import HarnessError, UntrustedFileError
 from rlgru.safe_load import UntrustedPickleError, load_vecnormalize
+from rlgru.wrappers import wrap_tuple_observations
 
 #: offset between the training envs' seeds and the evaluation envs', so evaluation sees unseen episodes
 EVAL_SEED_OFFSET = 10_000
@@ -52,10 +53,12 @@ class EnvSpec:
         return constructor(**kwargs) if constructor is not None else gym.make(self.env_id, **kwargs)
 
     def wrap(self, env: gym.Env) -> gym.Env:
-        """The configured wrappers, outside the ``Monitor`` (as rl-zoo3 does), so logged returns are the env's."""
+        """The configured wrappers, outside the ``Monitor`` (as rl-zoo3 does), so logged returns are the env's; then
+        ``Tuple`` and nested observations flattened (SB3's vec envs refuse them), so training, evaluation and
+        ``predict`` all see the same ``Box``."""
         for name, wrapper_kwargs in self.wrappers:
             env = resolve_wrapper(name)(env, **wrapper_kwargs)
-        return env
+        return wrap_tuple_observations(env)
 
 
 def _import_attribute(target: str) -> Any:
@@ -132,7 +135,7 @@ def check_env_spec(spec: EnvSpec, where: str = "env") -> gym.Space:
                 env = resolve_wrapper(name)(env, **kwargs)
             except Exception as error:  # noqa: BLE001 - as above, for the wrapper at this index
                 raise HarnessError(f"{name}: {_short(error)}", where=f"{where}.wrappers[{index}]") from None
-        return env.observation_space
+        return wrap_tuple_observations(env).observation_space
     finally:
         env.close()
 
@@ -166,7 +169,7 @@ def make_env(
         n_envs=n_envs or env.n_envs,
         seed=seed,
         vec_env_cls=vec_env_cls,
-        wrapper_class=spec.wrap if spec.wrappers else None,
+        wrapper_class=spec.wrap,
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
     )
 

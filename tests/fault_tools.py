@@ -1,0 +1,161 @@
+"""Fault injection for runs: launch ``rlgru train`` in a process, kill it at a chosen or random moment, resume it, and
+check that nothing was lost or logged twice. Used by ``tests/test_fault_*.py`` and ``benchmarks/fault_injection.py``.
+
+``python -m tests.fault_tools [rlgru args]`` runs the CLI; with ``RLGRU_FAULT_KILL_ON=<glob>`` in its environment it
+SIGKILLs itself at the moment a file matching the glob would be renamed into place, i.e. after the new contents
+are written and fsync'ed but before they replace the old file: the worst moment of an atomic write.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+KILL_ON = "RLGRU_FAULT_KILL_ON"
+
+#: 2 envs x 16 steps = 32 steps a rollout; 8 rollouts; a checkpoint every update, an evaluation every other one
+FAULT_CONFIG: dict[str, Any] = {
+    "seed": 0,
+    "env": {"id": "rlgru/TMaze-Easy-v0", "n_envs": 2},
+    "algorithm": {"n_steps": 16, "batch_size": 32, "n_epochs": 2, "learning_rate": 3e-3},
+    "policy": {"core": "gru", "hidden_size": 8, "net_arch": [8]},
+    "training": {"total_timesteps": 256, "checkpoint_freq": 32, "log_interval": 1},
+    "evaluation": {"episodes": 4, "freq": 64},
+}
+
+
+def write_config(directory: Path, name: str = "fault", **sections: dict[str, Any]) -> Path:
+    data = copy.deepcopy(FAULT_CONFIG)
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    path = Path(directory) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def launch(args: list[str], kill_on: str | None = None, **popen: Any) -> subprocess.Popen:
+    """``rlgru ARGS`` in a new process (from the repository root, so ``tests.*`` entry points resolve)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(KILL_ON, None)
+    if kill_on:
+        env[KILL_ON] = kill_on
+    return subprocess.Popen([sys.executable, "-m", "tests.fault_tools", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def kill_after(process: subprocess.Popen, seconds: float) -> bool:
+    """SIGKILL ``process`` after ``seconds`` unless it ended first; True if it was killed."""
+    try:
+        process.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return True
+
+
+# ------------------------------------------------------------------------------------------------ invariants
+def due_steps(final: int, rollout: int, every: int) -> list[int]:
+    """Steps at which an after-update callback firing every ``every`` steps runs (rollout starts before the end)."""
+    steps, next_due = [], every
+    for step in range(rollout, final, rollout):
+        if step >= next_due:
+            steps.append(step)
+            next_due = (step // every + 1) * every
+    return steps
+
+
+def check_run(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    """Problems with a finished run: anything missing, duplicated or unreadable. Empty means nothing was lost."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlgru import RecurrentPPO
+    from rlgru.harness.checkpoints import model_file_problem
+    from rlgru.harness.run_dir import RunDir
+    from rlgru.harness.run_logs import read_rows
+
+    run = RunDir(Path(run_dir))
+    rollout = config["env"]["n_envs"] * config["algorithm"]["n_steps"]
+    total = config["training"]["total_timesteps"]
+    final = -(-total // rollout) * rollout
+    problems: list[str] = []
+
+    def compare(what: str, found: list[int], expected: list[int]) -> None:
+        if found != expected:
+            lost, twice = sorted(set(expected) - set(found)), sorted({s for s in found if found.count(s) > 1})
+            problems.append(f"{what}: steps {found}, expected {expected} (lost {lost}, logged twice {twice})")
+
+    if model_file_problem(run.model) is not None:
+        return [f"model.zip: {model_file_problem(run.model)}"]
+    if RecurrentPPO.load(run.model, device="cpu").num_timesteps != final:
+        problems.append(f"model.zip is not at step {final}")
+    checkpoint_due = due_steps(final, rollout, config["training"]["checkpoint_freq"]) + [final]
+    checkpoints = run.list_checkpoints()
+    compare("checkpoints", [c.steps for c in checkpoints], checkpoint_due)
+    problems += [f"{c.model.name}: {model_file_problem(c.model)}" for c in checkpoints if model_file_problem(c.model)]
+    evaluations_due = due_steps(final, rollout, config["evaluation"]["freq"])
+    compare("evaluations.csv", [int(r["timesteps"]) for r in read_rows(run.evaluations_csv)], evaluations_due)
+    compare("training_time.csv", [int(r["timesteps"]) for r in read_rows(run.training_time_csv)], checkpoint_due)
+    event_dirs = sorted(run.tensorboard.iterdir())
+    if len(event_dirs) != 1:
+        problems.append(f"TensorBoard: {len(event_dirs)} event directories, expected one continued run")
+    accumulator = EventAccumulator(str(event_dirs[-1]), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()["scalars"]
+
+    def steps(tag: str) -> list[int]:
+        return [event.step for event in accumulator.Scalars(tag)] if tag in tags else []
+
+    compare("TensorBoard time/fps", steps("time/fps"), list(range(rollout, final + 1, rollout)))
+    compare("TensorBoard eval/mean_reward", steps("eval/mean_reward"), evaluations_due)
+    problems += [f"TensorBoard {tag}: a step logged twice ({steps(tag)})" for tag in tags
+                 if len(steps(tag)) != len(set(steps(tag)))]
+    return problems
+
+
+def finish(config_path: Path, run_dir: Path, attempts: int = 4) -> tuple[int, list[str]]:
+    """Resume a killed run until it completes, as a user would (in new processes); ``(resumes, their outputs)``."""
+    outputs = []
+    for attempt in range(1, attempts + 1):
+        args = ["train", str(config_path), "--run-dir", str(run_dir), "--no-progress"]
+        if (Path(run_dir) / "config.yaml").is_file():
+            args.append("--resume")
+        process = launch(args)
+        out, err = process.communicate(timeout=600)
+        outputs.append(out + err)
+        if process.returncode == 0:
+            return attempt, outputs
+    return attempts, outputs
+
+
+def _install_kill_hook(pattern: str) -> None:
+    """SIGKILL this process when ``rlgru.files`` is about to rename a finished temporary file onto ``pattern``."""
+    import rlgru.files
+
+    real_replace = os.replace
+
+    def replace(source: Any, destination: Any, *args: Any, **kwargs: Any) -> None:
+        if rlgru.files.TEMPORARY_MARK in Path(source).name and fnmatch.fnmatch(Path(destination).name, pattern):
+            os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(10)  # the signal is delivered before this ends
+        real_replace(source, destination, *args, **kwargs)
+
+    rlgru.files.os.replace = replace  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    if os.environ.get(KILL_ON):
+        _install_kill_hook(os.environ[KILL_ON])
+    from rlgru.cli import main
+
+    sys.exit(main(sys.argv[1:]))
