@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except HarnessError as error:
         print(f"rlgru {args.command}: error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return error.exit_status
     except KeyboardInterrupt:
         print(f"rlgru {args.command}: interrupted", file=sys.stderr)
         return 130

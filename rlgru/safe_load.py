@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import importlib
+import inspect
 import io
 import json
 import pickle
@@ -99,6 +100,8 @@ def load_algorithm(algorithm_class: Any, path: str | Path | IO[bytes], *, trust_
                    custom_objects: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """``algorithm_class.load(path, ...)`` for any SB3 algorithm (sb3-contrib's too), safely unless trusted."""
     custom_objects = checked_custom_objects(path, custom_objects, trust_pickle=trust_pickle)
+    if "trust_pickle" in inspect.signature(algorithm_class.load).parameters:  # RecurrentPPO checks again itself
+        kwargs["trust_pickle"] = trust_pickle
     return algorithm_class.load(path, custom_objects=custom_objects, **kwargs)
 
 
@@ -173,9 +176,11 @@ def _resolve(module: str, name: str, where: str) -> tuple[Any, bool]:
                                    f"allow-list, and {TRUST_HINT}")
     if module.split(".")[0] not in TRUSTED_PACKAGES:
         user_class = _user_extension(module, name)
-        if user_class is None:
+        if user_class is None and name[:1].isupper():  # looks like a class: perhaps the user's own
             raise UntrustedPickleError(f"{refused}; a memory core or features extractor of your own is allowed once "
                                        f"its module is imported (import {module} before loading)")
+        if user_class is None:
+            raise refused
         return user_class, False
     try:
         obj: Any = importlib.import_module(module)

@@ -84,15 +84,8 @@ def test_unreadable_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str
     garbage.write_bytes(b"not a zip at all")
     code, err = run_cli(capsys, "eval", str(garbage), "--env", "rlgru/TMaze-Easy-v0")
     assert_one_clean_message(code, err, f"{garbage}: not a readable rlgru model")
+    # a damaged checkpoint inside a run is skipped, not fatal: tests/test_fault_files.py
 
-    run_dir = tmp_path / "run"
-    path = config_file(tmp_path)
-    assert main(["train", str(path), "--run-dir", str(run_dir), "--no-progress"]) == 0
-    capsys.readouterr()
-    for saved in [run_dir / "model.zip", *(run_dir / "checkpoints").glob("*.zip")]:
-        saved.write_bytes(saved.read_bytes()[:100])  # truncated, as by a kill during a (non-atomic) write
-    code, err = run_cli(capsys, "train", str(path), "--run-dir", str(run_dir), "--resume")
-    assert_one_clean_message(code, err, f"{run_dir}: nothing to resume: no readable checkpoint")
 
 
 def test_resume_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],

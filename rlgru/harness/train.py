@@ -124,7 +124,7 @@ def train(
 def _train(config: RunConfig, run: RunDir, env: VecEnv, *, resume: bool, progress: bool, source: str | Path,
            report: Report, trust_pickle: bool) -> TrainOutcome:
     if resume:
-        model, clock = _resumed_agent(config, run, env, report, trust_pickle)
+        model, clock = _resumed_agent(config, run, env, source, report, trust_pickle)
     else:
         model, clock = _new_agent(config, run, env, source), TrainingClock(run.training_time_csv)
     resumed_from = model.num_timesteps
@@ -179,9 +179,12 @@ def _new_agent(config: RunConfig, run: RunDir, env: VecEnv, source: str | Path) 
 
 
 def _resumed_agent(
-    config: RunConfig, run: RunDir, env: VecEnv, report: Report, trust_pickle: bool
+    config: RunConfig, run: RunDir, env: VecEnv, source: str | Path, report: Report, trust_pickle: bool
 ) -> tuple[RecurrentPPO, TrainingClock]:
-    """The newest state that loads; unreadable newer files are reported and set aside as ``*.unreadable``."""
+    """The newest state that loads; unreadable newer files are reported and set aside as ``*.unreadable``.
+
+    A run with no readable state (killed before its first checkpoint) starts again from step 0, in place.
+    """
     for directory in (run.path, run.checkpoints):
         remove_stale_temporaries(directory)
     normalizes = config.env.normalize is not None
@@ -207,10 +210,12 @@ def _resumed_agent(
         report(f"{skip}")
         os.replace(skip.path, skip.path.with_name(skip.path.name + ".unreadable"))
     if model is None:
-        raise HarnessError(f"nothing to resume: no readable checkpoint in {run.checkpoints} and no readable "
-                           "model.zip", where=run.path)
+        report(f"no readable checkpoint in {run.checkpoints} and no readable model.zip: training from step 0")
+        model = build_agent(config, normalize_env(env, config.env, config.algorithm.gamma), run.tensorboard,
+                            where=source)
+    else:
+        report(f"resuming from {model_path} ({model.num_timesteps} timesteps)")
     steps = model.num_timesteps
-    report(f"resuming from {model_path} ({steps} timesteps)")
     dropped = truncate_rows(run.evaluations_csv, steps)
     if dropped:
         report(f"dropped {dropped} row(s) of {run.evaluations_csv.name} logged after step {steps}")

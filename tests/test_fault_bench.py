@@ -1,0 +1,113 @@
+"""Sweeps that are cut short or lose a machine: unfinished runs are rerun, results are complete or absent, and a Ray
+node lost mid-sweep costs no run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlgru.bench import runner
+from rlgru.bench.results import is_complete, read_result
+from rlgru.bench.sweep import plan, run_sweep
+from rlgru.cli import main
+from tests.fault_tools import FAULT_CONFIG, check_run
+
+BASE = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "training", "evaluation")}
+
+
+def write_suite(directory: Path, budget: int = 64, cores: tuple[str, ...] = ("gru",), seeds: tuple[int, ...] = (0,),
+                checkpoint_freq: int = 32) -> Path:
+    path = directory / "suite.yaml"
+    base = {**BASE, "training": {**BASE["training"], "checkpoint_freq": checkpoint_freq}}
+    path.write_text(yaml.safe_dump({
+        "name": "faults", "base": base, "cores": list(cores), "seeds": list(seeds),
+        "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}, "budgets": [budget]}],
+    }))
+    return path
+
+
+def test_a_run_with_a_model_but_no_result_is_finished_with_every_figure(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path)
+    out = tmp_path / "out"
+    [spec] = plan(suite, out)[1]
+    first = runner.execute(spec.as_dict(), str(out))
+    assert is_complete(first)
+    run = runner.run_dir_of(out, spec.run_id)
+    (run.path / "result.json").unlink()  # killed between model.zip and result.json
+    assert [s.run_id for s in plan(suite, out)[1]] == [spec.run_id]
+    outcome = run_sweep(suite, out, workers=1)
+    [result] = outcome.completed
+    assert is_complete(result) and result["resumed_from"] == 64, "nothing trained twice"
+    assert result["steps_per_second"] == pytest.approx(first["steps_per_second"]), "from training_time.csv"
+    ok_but_empty = {**result, "steps_per_second": None}  # as an older rlgru recorded such a run
+    (run.path / "result.json").write_text(json.dumps(ok_but_empty))
+    assert [s.run_id for s in plan(suite, out)[1]] == [spec.run_id], "an incomplete result is not done"
+    assert main(["report", str(out)]) == 0
+    assert "steps_per_second" in (out / "README.md").read_text().split("## Unfinished runs")[1]
+
+
+def test_a_second_sweep_on_the_same_out_directory_is_refused(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    suite = write_suite(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(out / "run.lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["bench", str(suite), "--out", str(out), "--no-progress"]) == 2
+        assert "another rlgru process is writing this sweep's out directory" in capsys.readouterr().err
+        assert not (out / "runs").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_ray_cluster_losing_a_node_mid_sweep_loses_no_run(tmp_path: Path) -> None:
+    """Three nodes on this machine (a head without CPUs, two one-CPU workers); one worker node is removed while it
+    trains. Ray reruns its task on the node added in its place, which resumes the run from its checkpoints."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    budget = 768
+    suite = write_suite(tmp_path, budget=budget, seeds=(0, 1))
+    out = tmp_path / "out"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    outcome: dict[str, object] = {}
+
+    def sweep() -> None:
+        try:
+            outcome["result"] = run_sweep(suite, out, backend="ray", address=cluster.address)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = error
+
+    try:
+        thread = threading.Thread(target=sweep)
+        thread.start()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(out.glob("runs/*/checkpoints/*.zip"))) < 2:
+            time.sleep(0.2)
+        assert list(out.glob("runs/*/checkpoints/*.zip")), "training started on the worker nodes"
+        cluster.remove_node(workers[0])  # the node and every process on it die
+        cluster.add_node(num_cpus=1)
+        thread.join(timeout=400)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+    finally:
+        cluster.shutdown()
+    results = [read_result(path.parent) for path in sorted(out.glob("runs/*/result.json"))]
+    assert len(results) == 2 and all(is_complete(result) for result in results), results
+    expected = {**FAULT_CONFIG, "training": {**FAULT_CONFIG["training"], "total_timesteps": budget}}
+    for result in results:
+        assert result is not None and result["timesteps"] == budget
+        assert check_run(out / "runs" / result["run_id"], expected) == []
+    assert any(result["resumed_from"] > 0 for result in results if result), "the lost run resumed, not restarted"
