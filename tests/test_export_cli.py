@@ -149,13 +149,15 @@ def test_the_check_catches_a_file_that_disagrees_with_its_policy(run_dir: Path, 
     assert not changed.ok and changed.max_state_error > 1e-3
 
 
+@pytest.mark.parametrize("package", ["onnx", "onnxruntime"])
 def test_a_missing_export_dependency_is_named_in_one_line(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    package: str, run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    monkeypatch.setitem(sys.modules, package, None)  # importing it now raises ImportError
     assert main(["export", str(run_dir), "--out", str(tmp_path / "p.onnx")]) == 2
     error = capsys.readouterr().err.strip()
-    assert "'onnx'" in error and "pip install 'rlgru[export]'" in error and "\n" not in error
+    assert f"'{package}'" in error and "pip install 'rlgru[export]'" in error and "\n" not in error
+    assert not (tmp_path / "p.onnx").exists()
 
 
 def test_a_model_without_its_env_is_refused_in_one_line(

@@ -36,11 +36,11 @@ EPISODES_PER_ENV = 2
 
 #: every core, each with a different actor/critic layout
 CORE_CASES: dict[str, dict[str, Any]] = {
-    "gru": {"n_layers": 2},
-    "lstm": {"shared_core": True},
+    "gru": {"n_layers": 2, "core_kwargs": {"dropout": 0.3}},  # dropout: off in the file, as in predict
+    "lstm": {"shared_core": True, "n_layers": 2},
     "rnn": {"critic_core": False, "core_kwargs": {"nonlinearity": "relu"}},
     "mingru": {"n_layers": 2, "share_features_extractor": False},
-    "lru": {},
+    "lru": {"n_layers": 2},
 }
 
 DICT_SPACE = spaces.Dict(

@@ -15,6 +15,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru.export import FORMATS, ExportError, compare_with_policy, export_policy, load_exported
+from rlgru.export.errors import require
 from rlgru.harness.agent import load_agent
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.errors import HarnessError
@@ -65,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     if target.config is not None and target.config.algorithm.implementation != "rlgru":
         raise HarnessError("this is an sb3-contrib run; rlgru export reads rlgru policies", where=target.model)
     out = args.out or target.model.with_suffix(FORMATS[args.format])
+    if args.format == "onnx" and args.check_steps > 0:
+        try:  # before anything is written
+            require("onnxruntime", "checking the ONNX file against predict (--check-steps 0 skips the check)")
+        except ExportError as error:
+            raise HarnessError(str(error)) from None
     seed = (target.config.seed if target.config else 0) + EVAL_SEED_OFFSET
     env = _env(target, seed, args.trust_pickle)
     try:
