@@ -1,19 +1,15 @@
 """rlgru: recurrent PPO with GRU/LSTM/RNN memory cores for Stable-Baselines3, plus memory tasks.
 
 ``from rlgru import RecurrentPPO`` is a drop-in for ``sb3_contrib.RecurrentPPO``. Importing rlgru also registers
-the ``rlgru/`` memory tasks with Gymnasium.
+the ``rlgru/`` memory tasks with Gymnasium. The library's names are imported on first use (PEP 562), so that
+``import rlgru.<module>`` (the ``rlgru`` command, a subprocess env worker) does not pay for torch and SB3 until
+it needs them.
 """
 
 from __future__ import annotations
 
-from rlgru.cores import MemoryCore, register_core
-from rlgru.cores.gru import GRUCore
-from rlgru.cores.lstm import LSTMCore
-from rlgru.cores.rnn import RNNCore
-from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
-from rlgru.ppo import RecurrentPPO
-
-globals().update(POLICY_ALIASES)  # MlpGruPolicy, CnnLstmPolicy, ...: every built-in core's named policies
+import importlib
+from typing import Any
 
 try:  # the task suite ships beside the library; registering it is a convenience, not a requirement
     import envs as _envs  # noqa: F401
@@ -23,13 +19,36 @@ except ModuleNotFoundError as error:  # pragma: no cover - only when rlgru is ve
 
 __version__ = "0.1.0"
 
-__all__ = [  # noqa: PLE0604 - the policy names are generated from the core registry
-    "GRUCore",
-    "LSTMCore",
-    "MemoryCore",
-    "RNNCore",
-    "RecurrentActorCriticPolicy",
-    "RecurrentPPO",
-    "register_core",
-    *POLICY_ALIASES,
-]
+#: public name -> the module that defines it
+_LAZY = {
+    "GRUCore": "rlgru.cores.gru",
+    "LSTMCore": "rlgru.cores.lstm",
+    "RNNCore": "rlgru.cores.rnn",
+    "MemoryCore": "rlgru.cores",
+    "register_core": "rlgru.cores",
+    "RecurrentActorCriticPolicy": "rlgru.policies",
+    "RecurrentPPO": "rlgru.ppo",
+}
+
+
+def _policy_aliases() -> dict[str, Any]:
+    from rlgru.policies import POLICY_ALIASES
+
+    return POLICY_ALIASES
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name == "__all__":
+        value = [*_LAZY, *_policy_aliases()]
+    elif name.endswith("Policy") and name in _policy_aliases():  # MlpGruPolicy, CnnLstmPolicy, ...
+        value = _policy_aliases()[name]
+    else:  # also how ``from rlgru import <submodule>`` learns to import the submodule
+        raise AttributeError(f"module 'rlgru' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_policy_aliases()})

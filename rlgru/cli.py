@@ -2,12 +2,16 @@
 
 Each subcommand is a module under ``rlgru.harness.commands`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; its docstring's first line is its help. Adding a command is adding a line to ``COMMANDS``.
+Only the command being run is imported (the others' help is read from their source), so ``rlgru --help`` and
+``rlgru envs`` do not pay for torch, SB3 and every other command's imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -26,19 +30,32 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; only the command named in ``argv`` (if any) is imported to add its arguments."""
     parser = argparse.ArgumentParser(
         prog="rlgru",
         description="Train, evaluate and probe recurrent PPO agents (GRU, LSTM, minGRU, LRU, ...) on memory tasks.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
+        summary = _summary(module_name)
         command_parser = subparsers.add_parser(name, help=summary, description=summary)
-        module.add_arguments(command_parser)
-        command_parser.set_defaults(handler=module.run)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(handler=module.run)
     return parser
+
+
+def _summary(module_name: str) -> str | None:
+    """First line of a module's docstring, read from its source without importing it."""
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        return None
+    with open(spec.origin, encoding="utf-8") as handle:
+        docstring = ast.get_docstring(ast.parse(handle.read()))
+    return docstring.strip().splitlines()[0] if docstring else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `python -m` would; the console script alone would only see installed packages.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, or argparse's own usage errors (already printed)
