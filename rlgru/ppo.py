@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from rlgru.buffers import SequenceBatch, make_rollout_buffer
 from rlgru.flat_grads import FlatGradients
 from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
+from rlgru.optim_step import FusedAdamStep
 from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
 from rlgru.ppo_loss import LossSettings, fused_loss_supported, ppo_loss
 from rlgru.safe_load import checked_custom_objects
@@ -116,6 +117,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         self._last_state: th.Tensor | None = None
         self._last_hidden_resets: np.ndarray | None = None
         self._flat_grads: FlatGradients | None = None
+        self._optimizer_step: FusedAdamStep | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -175,8 +177,10 @@ class RecurrentPPO(OnPolicyAlgorithm):
         return total_timesteps, callback
 
     def _excluded_save_params(self) -> list[str]:
-        # The live recurrent state belongs to the live envs, which are not saved either.
-        return [*super()._excluded_save_params(), "_last_state", "_last_hidden_resets", "_flat_grads"]
+        # The live recurrent state belongs to the live envs, which are not saved either; the update's helpers are
+        # rebuilt from the policy.
+        live = ["_last_state", "_last_hidden_resets", "_flat_grads", "_optimizer_step"]
+        return [*super()._excluded_save_params(), *live]
 
     # ----------------------------------------------------------------------------------------------- rollout
     def collect_rollouts(  # type: ignore[override]
@@ -259,6 +263,8 @@ class RecurrentPPO(OnPolicyAlgorithm):
 
         flat_grads = self._gradient_buffer()
         fused = fused_loss_supported(self.policy)
+        if self._optimizer_step is None or self._optimizer_step.optimizer is not self.policy.optimizer:
+            self._optimizer_step = FusedAdamStep(self.policy.optimizer)
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
         continue_training = True
         for epoch in range(self.n_epochs):
@@ -281,7 +287,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
                     self.policy.optimizer.zero_grad()
                     losses["loss"].backward()
                     th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-                self.policy.optimizer.step()
+                self._optimizer_step()  # = self.policy.optimizer.step()
             self._n_updates += 1
             if not continue_training:
                 break
@@ -318,9 +324,6 @@ class RecurrentPPO(OnPolicyAlgorithm):
         The autograd graph below defines them. ``fused`` (default: wherever the policy's heads allow) computes
         everything after the cores in ``rlgru.ppo_loss``, with the same results and a hand-derived gradient.
         """
-        actions = batch.actions
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
         advantages = batch.advantages
         if self.normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -331,9 +334,12 @@ class RecurrentPPO(OnPolicyAlgorithm):
                 batch.observations, batch.initial_states, batch.mask, batch.resets
             )
             assert core_vf is not None
-            settings = LossSettings(actions, batch.old_log_prob, advantages, batch.returns, batch.old_values,
+            settings = LossSettings(batch.actions, batch.old_log_prob, advantages, batch.returns, batch.old_values,
                                     clip_range, clip_range_vf, self.ent_coef, self.vf_coef)
             return ppo_loss(self.policy, core_pi, core_vf, settings)
+        actions = batch.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
         values, log_prob, entropy = self.policy.evaluate_actions(
             batch.observations, actions, batch.initial_states, batch.mask, batch.resets
         )

@@ -513,9 +513,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 // recurrences are serial inside but independent of each other, the one place at RL sizes where a second CPU core
 // pays for its fork/join.
 
+// Rows (time * batch) below which the two cells run one after the other: a rollout step's few microseconds per
+// cell do not repay waking a second thread.
+constexpr int64_t kMinParallelRows = 64;
+
 template <class F>
-void run_both(const F& f) {
-  if (at::get_num_threads() > 1 && !at::in_parallel_region()) {
+void run_both(int64_t rows, const F& f) {
+  if (rows >= kMinParallelRows && at::get_num_threads() > 1 && !at::in_parallel_region()) {
     at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) f(i);
     });
@@ -539,7 +543,8 @@ std::vector<at::Tensor> forward_pair(const OptionalTensors& a, const OptionalTen
   TORCH_CHECK(a.size() == 7 && b.size() == 7, Traits::kName, " pair: each side takes 7 tensors");
   const OptionalTensors* sides[2] = {&a, &b};
   std::array<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>, 2> results;
-  run_both([&](int64_t i) {
+  const auto x = required(a, 0, "x");
+  run_both(x.size(0) * x.size(1), [&](int64_t i) {
     const auto& s = *sides[i];
     results[i] = forward(required(s, 0, "x"), required(s, 1, "h0"), s.get(2), required(s, 3, "w_ih"),
                          required(s, 4, "w_hh"), required(s, 5, "b_ih"), required(s, 6, "b_hh"), keep, save, mode);
@@ -560,7 +565,8 @@ std::vector<at::Tensor> backward_pair(const OptionalTensors& a, const OptionalTe
   const OptionalTensors* sides[2] = {&a, &b};
   using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
   std::array<Grads, 2> results;
-  run_both([&](int64_t i) {
+  const auto x = required(a, 3, "x");
+  run_both(x.size(0) * x.size(1), [&](int64_t i) {
     const auto& s = *sides[i];
     results[i] = backward(required(s, 0, "grad_out"), s.get(1), s.get(2), required(s, 3, "x"), required(s, 4, "h0"),
                           s.get(5), required(s, 6, "w_ih"), required(s, 7, "w_hh"), required(s, 8, "out"), s.get(9),
