@@ -1,20 +1,24 @@
 """Fault injection for runs: launch ``rlgru train`` in a process, kill it at a chosen or random moment, resume it, and
 check that nothing was lost or logged twice. Used by ``tests/test_fault_*.py`` and ``benchmarks/fault_injection.py``.
 
-``python -m tests.fault_tools [rlgru args]`` runs the CLI; with ``RLGRU_FAULT_KILL_ON=<glob>`` in its environment it
-SIGKILLs itself at the moment a file matching the glob would be renamed into place, i.e. after the new contents
-are written and fsync'ed but before they replace the old file: the worst moment of an atomic write.
+``python -m tests.fault_tools [rlgru args]`` runs the CLI; with ``RLGRU_FAULT_KILL_ON=<glob>[#n]`` in its environment
+it SIGKILLs itself at the moment the (n-th) file matching the glob would be renamed into place, i.e. after the new
+contents are written and fsync'ed but before they replace the old file: the worst moment of an atomic write.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import fnmatch
+import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,22 @@ def kill_after(process: subprocess.Popen, seconds: float) -> bool:
         process.kill()
         process.wait()
         return True
+
+
+def children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (Linux ``/proc``)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------------------------------------ invariants
@@ -138,19 +158,68 @@ def finish(config_path: Path, run_dir: Path, attempts: int = 4) -> tuple[int, li
     return attempts, outputs
 
 
-def _install_kill_hook(pattern: str) -> None:
-    """SIGKILL this process when ``rlgru.files`` is about to rename a finished temporary file onto ``pattern``."""
+def damage(path: Path, kind: str) -> None:
+    """What a kill mid-write (of a file written in place), a full disk or a bad copy does to a model zip."""
+    data = path.read_bytes()
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "bit flip":  # inside the compressed weights: the zip directory still reads, the CRC does not
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("policy.pth")
+        offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+        path.write_bytes(data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1:])
+    elif kind == "garbage":
+        path.write_bytes(b"PK\x03\x04 but nothing of a zip after it")
+    else:
+        raise ValueError(kind)
+
+
+DAMAGE_KINDS = ("empty", "truncated", "bit flip", "garbage")
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates ``marker``: what a crafted file carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def craft_model(source: Path, target: Path, key: str, payload: object) -> Path:
+    """``source`` with ``data[key]`` replaced by a pickled payload, as SB3 stores its cloudpickled attributes."""
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    data[key] = {":type:": "<class 'object'>", ":serialized:": base64.b64encode(pickle.dumps(payload)).decode()}
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return target
+
+
+def _install_kill_hook(spec: str) -> None:
+    """SIGKILL this process when ``rlgru.files`` is about to rename a finished temporary file onto a name matching
+    ``spec`` (``glob`` or ``glob#n``: the n-th such rename)."""
     import rlgru.files
 
+    pattern, _, nth = spec.partition("#")
+    remaining = [int(nth or 1)]
     real_replace = os.replace
 
     def replace(source: Any, destination: Any, *args: Any, **kwargs: Any) -> None:
         if rlgru.files.TEMPORARY_MARK in Path(source).name and fnmatch.fnmatch(Path(destination).name, pattern):
-            os.kill(os.getpid(), signal.SIGKILL)
-            time.sleep(10)  # the signal is delivered before this ends
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+                time.sleep(10)  # the signal is delivered before this ends
         real_replace(source, destination, *args, **kwargs)
 
-    rlgru.files.os.replace = replace  # type: ignore[attr-defined]
+    os.replace = replace
 
 
 if __name__ == "__main__":

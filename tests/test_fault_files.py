@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from rlgru.files import atomic_open, atomic_write_text, remove_stale_temporaries
 from rlgru.harness.checkpoints import model_file_problem
 from rlgru.harness.run_dir import RunDir
 from rlgru.harness.run_logs import read_rows
-from tests.fault_tools import FAULT_CONFIG, check_run, write_config
+from tests.fault_tools import FAULT_CONFIG, check_run, damage, write_config
 
 
 def test_an_interrupted_atomic_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
@@ -27,22 +26,6 @@ def test_an_interrupted_atomic_write_leaves_the_old_file_whole(tmp_path: Path) -
     stray = tmp_path / f".model.zip.tmp-{123}-abcd"  # what a SIGKILL leaves instead
     stray.write_text("partial")
     assert remove_stale_temporaries(tmp_path) == [stray] and target.read_text() == "old contents"
-
-
-def damage(path: Path, kind: str) -> None:
-    """What a kill mid-write, a full disk or a bad copy does to a file written in place."""
-    data = path.read_bytes()
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "truncated":
-        path.write_bytes(data[: len(data) // 2])
-    elif kind == "bit flip":  # inside the compressed weights: the zip directory still reads, the CRC does not
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo("policy.pth")
-        offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
-        path.write_bytes(data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1:])
-    elif kind == "garbage":
-        path.write_bytes(b"PK\x03\x04 but nothing of a zip after it")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from rlgru.cli import main
-from tests.fault_tools import FAULT_CONFIG, check_run, kill_after, launch, write_config
+from tests.fault_tools import FAULT_CONFIG, alive, check_run, children, kill_after, launch, write_config
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc: Linux")
 
@@ -83,20 +83,6 @@ def test_two_runs_started_together_leave_one_clean_run(tmp_path: Path) -> None:
     assert "another rlgru process is writing this run directory" in loser or "already holds a run" in loser
     expected = {**FAULT_CONFIG, "training": {**FAULT_CONFIG["training"], "total_timesteps": 128}}
     assert check_run(run_dir, expected) == []
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def test_sweep_workers_die_with_the_sweep(tmp_path: Path) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +14,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 from rlgru import RecurrentPPO
 from rlgru.cli import main
 from rlgru.safe_load import UntrustedPickleError, load_vecnormalize, restricted_loads
-from tests.fault_tools import write_config
+from tests.fault_tools import Payload, craft_model, write_config
 
 ENV_ID = "rlgru/TMaze-Easy-v0"
-
-
-class Payload:
-    """Unpickling this runs a shell command: what a crafted file carries."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return os.system, (f"touch {self.marker}",)
-
-
-def craft_model(source: Path, target: Path, key: str, payload: object) -> Path:
-    """``source`` with ``data[key]`` replaced by a pickled payload, as SB3 stores its cloudpickled attributes."""
-    with zipfile.ZipFile(source) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    data = json.loads(members["data"])
-    data[key] = {":type:": "<class 'object'>", ":serialized:": base64.b64encode(pickle.dumps(payload)).decode()}
-    members["data"] = json.dumps(data).encode()
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return target
 
 
 @pytest.fixture(scope="module")
