@@ -4,6 +4,8 @@ Task: velocity-masked CartPole with rl-zoo3's ``ppo_lstm`` settings for CartPole
 one process, one torch thread, alternating chunks so machine noise hits all of them alike; we report medians.
 
     python benchmarks/training_speed.py --mode speed --repeats 5 --out results/training_speed.md
+    python benchmarks/training_speed.py --mode speed --threads 2 --repeats 5 --out results/training_speed_2threads.md
+    python benchmarks/training_speed.py --mode scaling --repeats 3 --out results/training_speed_scaling.md
     python benchmarks/training_speed.py --mode learn --seeds 0 1 2 3 4 5 6 7 8 9 --timesteps 100000 \
         --eval-episodes 100 --workers 2 --algorithms rlgru-gru rlgru-lstm sb3-contrib-lstm \
         --log results/learning_cartpole_novel.jsonl
@@ -12,6 +14,7 @@ one process, one torch thread, alternating chunks so machine noise hits all of t
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import time
@@ -50,12 +53,14 @@ def hyperparameters() -> dict[str, Any]:
     }
 
 
-def make_algorithm(name: str, seed: int) -> BaseAlgorithm:
+def make_algorithm(name: str, seed: int, n_envs: int = N_ENVS, hidden_size: int = 64) -> BaseAlgorithm:
+    """One of ALGORITHMS with rl-zoo3's settings; ``n_envs`` and the recurrent ``hidden_size`` can be scaled (the
+    feed-forward PPO keeps rl-zoo3's 64-unit heads: it has no memory to size)."""
     import envs  # noqa: F401  (registers rlgru/ ids)
 
-    env = make_vec_env(ENV_ID, n_envs=N_ENVS, seed=seed)
+    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
     base_policy = {"net_arch": {"pi": [64], "vf": [64]}, "activation_fn": th.nn.ReLU, "ortho_init": False}
-    recurrent_policy = {**base_policy, "lstm_hidden_size": 64, "enable_critic_lstm": True}
+    recurrent_policy = {**base_policy, "lstm_hidden_size": hidden_size, "enable_critic_lstm": True}
     if name.startswith("rlgru-"):
         from rlgru import RecurrentPPO
 
@@ -72,11 +77,13 @@ def make_algorithm(name: str, seed: int) -> BaseAlgorithm:
     raise ValueError(f"unknown algorithm {name!r}; choose from {ALGORITHMS}")
 
 
-def measure_speed(names: list[str], chunk_steps: int, repeats: int) -> dict[str, list[float]]:
+def measure_speed(
+    names: list[str], chunk_steps: int, repeats: int, n_envs: int = N_ENVS, hidden_size: int = 64
+) -> dict[str, list[float]]:
     """Steps/s of each algorithm, alternating chunks of ``chunk_steps`` so noise is shared."""
-    models = {name: make_algorithm(name, seed=0) for name in names}
+    models = {name: make_algorithm(name, 0, n_envs, hidden_size) for name in names}
     for model in models.values():  # warm-up: first rollouts, allocator, lazy kernel loads
-        model.learn(2 * N_ENVS * 32)
+        model.learn(2 * n_envs * 32)
     rates: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(repeats):
         for name in names if repeat % 2 == 0 else reversed(names):
@@ -99,24 +106,96 @@ def train_and_evaluate(job: tuple[str, int, int, int]) -> dict[str, Any]:
             "mean": float(mean), "std": float(std), "wall": wall}
 
 
-def speed_report(rates: dict[str, list[float]], chunk_steps: int) -> str:
+def ratio(value: float, reference: float | None) -> str:
+    return f"{value / reference:.2f}x" if reference else "-"
+
+
+def speed_report(rates: dict[str, list[float]], chunk_steps: int, threads: int) -> str:
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    contrib = medians.get("sb3-contrib-lstm")
+    contrib, ppo = medians.get("sb3-contrib-lstm"), medians.get("sb3-ppo-mlp")
     rlgru_lstm = medians.get("rlgru-lstm")
     lines = [
         f"Training throughput on {ENV_ID}, rl-zoo3 ppo_lstm settings ({N_ENVS} envs, n_steps 32, batch 256, "
-        f"20 epochs, hidden 64, separate actor/critic cores), one torch thread, chunks of {chunk_steps} steps, "
-        f"{len(next(iter(rates.values())))} alternating repeats. {machine()}",
+        f"20 epochs, hidden 64, separate actor/critic cores), {threads} torch thread(s), chunks of {chunk_steps} "
+        f"steps, {len(next(iter(rates.values())))} alternating repeats. {machine()}",
         "",
-        "| algorithm | median steps/s | all repeats | vs sb3-contrib LSTM | vs rlgru LSTM |",
-        "|---|---:|---|---:|---:|",
+        "| algorithm | median steps/s | all repeats | vs SB3 PPO (memoryless) | vs sb3-contrib LSTM | vs rlgru LSTM |",
+        "|---|---:|---|---:|---:|---:|",
     ]
     for name, median in medians.items():
-        vs_contrib = f"{median / contrib:.2f}x" if contrib else "-"
-        vs_lstm = f"{median / rlgru_lstm:.2f}x" if rlgru_lstm else "-"
         runs = ", ".join(f"{v:.0f}" for v in rates[name])
-        lines.append(f"| {name} | {median:.0f} | {runs} | {vs_contrib} | {vs_lstm} |")
+        lines.append(f"| {name} | {median:.0f} | {runs} | {ratio(median, ppo)} | {ratio(median, contrib)} | "
+                     f"{ratio(median, rlgru_lstm)} |")
     return "\n".join(lines) + "\n"
+
+
+SCALING_ENVS = (8, 64, 256)
+SCALING_HIDDEN = (64, 256)
+SCALING_ALGORITHMS = ("rlgru-gru", "rlgru-lstm", "sb3-contrib-lstm", "sb3-ppo-mlp")
+
+
+def measure_scaling(names: list[str], chunk_steps: int, repeats: int) -> list[dict[str, Any]]:
+    """Median steps/s of each algorithm for every (n_envs, hidden_size) of the grid, each cell measured as
+    ``measure_speed`` does (alternating chunks of at least two rollouts)."""
+    rows = []
+    for hidden_size in SCALING_HIDDEN:
+        for n_envs in SCALING_ENVS:
+            chunk = max(chunk_steps, 2 * 32 * n_envs)
+            rates = measure_speed(names, chunk, repeats, n_envs, hidden_size)
+            rows.append({"n_envs": n_envs, "hidden_size": hidden_size, "chunk_steps": chunk,
+                         "steps_per_second": {n: statistics.median(v) for n, v in rates.items()}, "repeats": rates})
+            print(f"n_envs {n_envs}, hidden {hidden_size}: "
+                  + ", ".join(f"{n} {statistics.median(v):.0f}" for n, v in rates.items()), flush=True)
+    return rows
+
+
+def scaling_report(rows: list[dict[str, Any]], repeats: int, threads: int, plot: Path | None) -> str:
+    names = list(rows[0]["steps_per_second"])
+    lines = [
+        f"Training throughput against n_envs and the recurrent hidden size on {ENV_ID} (rl-zoo3 ppo_lstm settings "
+        f"otherwise: n_steps 32, batch 256, 20 epochs, 64-unit heads; SB3 PPO keeps its 64-unit MLP, having no "
+        f"memory to size), {threads} torch thread(s), median of {repeats} alternating repeats per cell. {machine()}",
+        "",
+        "| n_envs | hidden | " + " | ".join(f"{n} steps/s" for n in names)
+        + " | rlgru-gru vs SB3 PPO | rlgru-gru vs sb3-contrib |",
+        "|---:|---:|" + "---:|" * (len(names) + 2),
+    ]
+    for row in rows:
+        rates = row["steps_per_second"]
+        cells = " | ".join(f"{rates[n]:.0f}" for n in names)
+        gru = rates.get("rlgru-gru")
+        vs_ppo = ratio(gru, rates.get("sb3-ppo-mlp")) if gru else "-"
+        vs_contrib = ratio(gru, rates.get("sb3-contrib-lstm")) if gru else "-"
+        lines.append(f"| {row['n_envs']} | {row['hidden_size']} | {cells} | {vs_ppo} | {vs_contrib} |")
+    if plot is not None:
+        lines += ["", f"![steps/s against n_envs]({plot.name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_scaling(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows[0]["steps_per_second"])
+    fig, axes = plt.subplots(1, len(SCALING_HIDDEN), figsize=(5 * len(SCALING_HIDDEN), 4), sharey=True)
+    for ax, hidden_size in zip(axes, SCALING_HIDDEN, strict=True):
+        cells = [r for r in rows if r["hidden_size"] == hidden_size]
+        for name in names:
+            ax.plot([r["n_envs"] for r in cells], [r["steps_per_second"][name] for r in cells], marker="o", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(SCALING_ENVS, [str(n) for n in SCALING_ENVS])
+        ax.set_xlabel("n_envs")
+        ax.set_title(f"recurrent hidden size {hidden_size}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("training steps / s")
+    axes[0].legend()
+    fig.suptitle(f"{ENV_ID}: training throughput ({cpu_name()})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def learning_report(results: list[dict[str, Any]], timesteps: int, eval_episodes: int) -> str:
@@ -170,7 +249,8 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("speed", "learn"), default="speed")
+    parser.add_argument("--mode", choices=("speed", "scaling", "learn"), default="speed")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (speed and scaling modes)")
     parser.add_argument("--algorithms", nargs="+", default=list(DEFAULT_ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-steps", type=int, default=4096)
@@ -182,11 +262,21 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=None,
                         help="learn mode: JSON-lines file of finished runs; runs already in it are not repeated")
     args = parser.parse_args()
-    th.set_num_threads(1)
+    th.set_num_threads(args.threads if args.mode != "learn" else 1)
     gym.logger.min_level = 40
 
     if args.mode == "speed":
-        report = speed_report(measure_speed(args.algorithms, args.chunk_steps, args.repeats), args.chunk_steps)
+        rates = measure_speed(args.algorithms, args.chunk_steps, args.repeats)
+        report = speed_report(rates, args.chunk_steps, args.threads)
+    elif args.mode == "scaling":
+        names = [n for n in args.algorithms if n in SCALING_ALGORITHMS] or list(SCALING_ALGORITHMS)
+        rows = measure_scaling(names, args.chunk_steps, args.repeats)
+        plot = args.out.with_suffix(".png") if args.out else None
+        if plot is not None:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            plot_scaling(rows, plot)
+            args.out.with_suffix(".json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+        report = scaling_report(rows, args.repeats, args.threads, plot)
     else:
         names = [n for n in args.algorithms if n != "sb3-ppo-mlp"]  # a memoryless agent is not a learning peer
         jobs = {f"{name}/s{seed}/{args.timesteps}/{args.eval_episodes}":
