@@ -269,7 +269,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         continue_training = True
         for epoch in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
-                if epoch == 0 and not stats["pg"]:
+                if epoch == 0 and not stats["pg"] and self.logger.output_formats:  # (unread if logged nowhere)
                     self._log_memory_diagnostics(batch)
                 losses = self.minibatch_losses(batch, clip_range, clip_range_vf, fused)
                 for key in stats:

@@ -113,3 +113,35 @@ def test_direct_step_follows_a_loaded_state() -> None:
     loss_of(net, x).backward()
     step()
     assert int(optimizer.state_dict()["state"][0]["step"]) == 3
+
+
+def test_memory_diagnostics_are_computed_only_when_something_logs_them(tmp_path) -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import configure
+
+    from rlgru import RecurrentPPO
+    from tests.helpers import RandomEpisodeEnv
+
+    calls = []
+    for outputs in ([], ["csv"]):
+        env = make_vec_env(RandomEpisodeEnv, n_envs=2, seed=0)
+        model = RecurrentPPO(
+            "MlpGruPolicy",
+            env,
+            n_steps=8,
+            batch_size=8,
+            n_epochs=1,
+            seed=0,
+            policy_kwargs={"hidden_size": 4, "net_arch": [4]},
+        )
+        model.set_logger(configure(str(tmp_path / str(len(outputs))), outputs))
+        original, n_outputs = model.policy.memory_diagnostics, len(outputs)
+
+        def counted(*args, n=n_outputs, original=original, **kwargs):
+            calls.append(n)
+            return original(*args, **kwargs)
+
+        model.policy.memory_diagnostics = counted
+        model.learn(32)  # two updates; the first one's records are written with the second rollout
+    assert calls == [1, 1]  # computed for both updates with the CSV logger, for neither without any output
+    assert "memory/hidden_norm" in (tmp_path / "1" / "progress.csv").read_text()
