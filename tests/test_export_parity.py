@@ -8,6 +8,8 @@ set far from identity, with clipping that bites, so baking them in is tested too
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,8 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from examples.user_core import LeakyCore
 from rlgru import RecurrentPPO
+from rlgru.cores import register_core, registry
 from rlgru.cores.gru import GRUCore
 from rlgru.cores.registry import BUILTIN_CORES
 from rlgru.export import ExportError, export_policy
@@ -33,6 +35,19 @@ TOLERANCE = 1e-5
 ACTION_SPACES = {**HELPER_ACTION_SPACES, "box": spaces.Box(-0.1, 0.1, (2,), np.float32)}
 N_ENVS = 3  # the files are traced at batch 2: a different batch size here shows the batch axis is free
 EPISODES_PER_ENV = 2
+
+
+def _example_core() -> type:
+    """README's own-core example (``examples/user_core.py``), loaded from its file as a user's module would be."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "user_core.py"
+    spec = importlib.util.spec_from_file_location("export_test_user_core", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.LeakyCore
+
+
+LeakyCore = _example_core()
 
 #: every core, each with a different actor/critic layout
 CORE_CASES: dict[str, dict[str, Any]] = {
@@ -224,9 +239,13 @@ def test_sampling_gsde_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(refused.value)
 
 
-def test_a_users_core_exports_through_its_own_forward(tmp_path: Path) -> None:
+def test_a_users_registered_core_exports_through_its_own_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "_user_cores", {})
+    register_core("leaky", LeakyCore)
     venv = skewed_normalization(random_env(spaces.Box(-1.0, 1.0, (4,), np.float32), ACTION_SPACES["box"]))
-    model = tiny_model("MlpPolicy", venv, core=LeakyCore, core_kwargs={"leak": 0.7})
+    model = tiny_model("MlpPolicy", venv, core="leaky", core_kwargs={"leak": 0.7})
     assert_files_match_predict(model, venv, tmp_path)
 
 
