@@ -38,10 +38,12 @@ def play(path: str, env_id: str | None, episodes: int, seed: int) -> list[dict]:
     obs_inputs = [item for item in meta["inputs"] if item["name"].startswith("obs")]
     n_layers, _, state_size = meta["state"]["shape"]
     state = np.zeros((n_layers, 1, state_size), np.float32)  # a batch of one env
+    rule = meta["hidden_reset"]  # when the model was trained to start a fresh memory: episode, trial or never
     results = []
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        episode_start = np.ones(1, np.float32)  # a new episode: the graph zeroes the state
+        obs, info = env.reset(seed=seed + episode)
+        fresh = episode == 0 or rule == "episode" or (rule == "trial" and info.get("trial_start", False))
+        episode_start = np.full(1, float(fresh), np.float32)  # 1: the graph zeroes the state first
         actions, total, done = [], 0.0, False
         while not done:
             feed = {"state": state, "episode_start": episode_start}
