@@ -67,6 +67,8 @@ def minibatch_groups(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     """Shuffle sequences and group them into minibatches of about ``batch_size`` samples each."""
     total = int(lengths.sum())
     n_minibatches = max(1, round(total / batch_size))
+    if n_minibatches == 1:  # the whole rollout: its order changes nothing, so no shuffle (and no draw) is needed
+        return [np.arange(lengths.size)]
     order = rng.permutation(lengths.size)
     samples_before = np.cumsum(lengths[order]) - lengths[order]
     group_of = np.minimum(samples_before * n_minibatches // total, n_minibatches - 1)
