@@ -1,4 +1,5 @@
-"""``optimizer.step()`` for PyTorch's fused Adam/AdamW without its per-call bookkeeping.
+"""One gradient step of an update (zero, backward, clip, optimizer step) with the bookkeeping shortcuts of
+``rlgru.flat_grads`` and a direct fused-Adam call where they apply.
 
 Why: on CPU the fused Adam kernel updates a policy's dozen or two tensors in tens of microseconds, while
 ``Optimizer.step`` spends several times that in Python (grouping tensors by device, reading state dicts, hooks,
@@ -13,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch as th
+
+from rlgru.flat_grads import FlatGradients
 
 
 class FusedAdamStep:
@@ -110,4 +113,46 @@ class FusedAdamStep:
         return True
 
 
-__all__ = ["FusedAdamStep"]
+class GradientStep:
+    """``zero_grad(); loss.backward(); clip_grad_norm_(max_norm); optimizer.step()`` for ``module``'s parameters.
+
+    Built once per policy and optimizer (``for_module`` rebuilds when either changed); gradients live in one flat
+    buffer where the parameters allow it.
+    """
+
+    def __init__(self, module: th.nn.Module, optimizer: th.optim.Optimizer) -> None:
+        self.module, self.optimizer = module, optimizer
+        self.parameters = [p for p in module.parameters() if p.requires_grad]
+        self.flat = FlatGradients.try_for(self.parameters)
+        self.optimizer_step = FusedAdamStep(optimizer)
+
+    @classmethod
+    def for_module(
+        cls, previous: GradientStep | None, module: th.nn.Module, optimizer: th.optim.Optimizer
+    ) -> GradientStep:
+        """``previous`` if it still fits ``module`` and ``optimizer`` (its gradient views re-attached), else anew."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        if (
+            previous is None
+            or previous.optimizer is not optimizer
+            or len(previous.parameters) != len(params)
+            or any(a is not b for a, b in zip(previous.parameters, params, strict=True))
+        ):
+            return cls(module, optimizer)
+        if previous.flat is not None:
+            previous.flat.attach()
+        return previous
+
+    def __call__(self, loss: th.Tensor, max_grad_norm: float) -> None:
+        if self.flat is not None:
+            self.flat.zero_()
+            loss.backward()
+            self.flat.clip_norm_(max_grad_norm)
+        else:
+            self.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.parameters, max_grad_norm)
+        self.optimizer_step()
+
+
+__all__ = ["FusedAdamStep", "GradientStep"]

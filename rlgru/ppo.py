@@ -21,9 +21,8 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru.buffers import SequenceBatch, make_rollout_buffer
-from rlgru.flat_grads import FlatGradients
 from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
-from rlgru.optim_step import FusedAdamStep
+from rlgru.optim_step import GradientStep
 from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
 from rlgru.ppo_loss import LossSettings, fused_loss_supported, ppo_loss
 from rlgru.safe_load import checked_custom_objects
@@ -116,8 +115,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         self.max_seq_len = max_seq_len or min(n_steps, batch_size)
         self._last_state: th.Tensor | None = None
         self._last_hidden_resets: np.ndarray | None = None
-        self._flat_grads: FlatGradients | None = None
-        self._optimizer_step: FusedAdamStep | None = None
+        self._gradient_step: GradientStep | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -179,7 +177,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         # The live recurrent state belongs to the live envs, which are not saved either; the update's helpers are
         # rebuilt from the policy.
-        live = ["_last_state", "_last_hidden_resets", "_flat_grads", "_optimizer_step"]
+        live = ["_last_state", "_last_hidden_resets", "_gradient_step"]
         return [*super()._excluded_save_params(), *live]
 
     # ----------------------------------------------------------------------------------------------- rollout
@@ -261,10 +259,9 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
-        flat_grads = self._gradient_buffer()
         fused = fused_loss_supported(self.policy)
-        if self._optimizer_step is None or self._optimizer_step.optimizer is not self.policy.optimizer:
-            self._optimizer_step = FusedAdamStep(self.policy.optimizer)
+        gradient_step = GradientStep.for_module(self._gradient_step, self.policy, self.policy.optimizer)
+        self._gradient_step = gradient_step
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
         continue_training = True
         for epoch in range(self.n_epochs):
@@ -279,15 +276,8 @@ class RecurrentPPO(OnPolicyAlgorithm):
                     if self.verbose >= 1:
                         print(f"Early stopping at step {epoch} due to reaching max kl: {float(losses['kl']):.2f}")
                     break
-                if flat_grads is not None:
-                    flat_grads.zero_()
-                    losses["loss"].backward()
-                    flat_grads.clip_norm_(self.max_grad_norm)
-                else:
-                    self.policy.optimizer.zero_grad()
-                    losses["loss"].backward()
-                    th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-                self._optimizer_step()  # = self.policy.optimizer.step()
+                # zero_grad, backward, clip_grad_norm_, optimizer.step (rlgru.optim_step)
+                gradient_step(losses["loss"], self.max_grad_norm)
             self._n_updates += 1
             if not continue_training:
                 break
@@ -304,17 +294,6 @@ class RecurrentPPO(OnPolicyAlgorithm):
         self.logger.record("train/clip_range", clip_range)
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
-
-    def _gradient_buffer(self) -> FlatGradients | None:
-        """The policy's gradients as one buffer (built once per policy, re-attached each update), or None where
-        the parameters do not allow it (mixed dtypes or devices)."""
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        known = self._flat_grads.parameters if self._flat_grads is not None else []
-        if len(known) != len(params) or any(a is not b for a, b in zip(known, params, strict=False)):
-            self._flat_grads = FlatGradients.try_for(params)
-        elif self._flat_grads is not None:
-            self._flat_grads.attach()
-        return self._flat_grads
 
     def minibatch_losses(
         self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None = None, fused: bool | None = None

@@ -145,3 +145,25 @@ def test_memory_diagnostics_are_computed_only_when_something_logs_them(tmp_path)
         model.learn(32)  # two updates; the first one's records are written with the second rollout
     assert calls == [1, 1]  # computed for both updates with the CSV logger, for neither without any output
     assert "memory/hidden_norm" in (tmp_path / "1" / "progress.csv").read_text()
+
+
+def test_gradient_step_equals_the_textbook_sequence() -> None:
+    from rlgru.optim_step import GradientStep
+
+    net, reference = small_net(), small_net()
+    optimizer = th.optim.Adam(net.parameters(), lr=1e-2, eps=1e-5, fused=True)
+    reference_optimizer = th.optim.Adam(reference.parameters(), lr=1e-2, eps=1e-5, fused=True)
+    step = None
+    x = th.randn(4, 5)
+    for _ in range(4):
+        step = GradientStep.for_module(step, net, optimizer)
+        step(loss_of(net, x), max_grad_norm=0.05)  # small enough to clip every time
+        reference_optimizer.zero_grad()
+        loss_of(reference, x).backward()
+        th.nn.utils.clip_grad_norm_(reference.parameters(), 0.05)
+        reference_optimizer.step()
+        for p, q in zip(net.parameters(), reference.parameters(), strict=True):
+            th.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    assert step.flat is not None and step.optimizer_step._lists is not None  # the shortcuts were in use
+    assert GradientStep.for_module(step, net, optimizer) is step
+    assert GradientStep.for_module(step, net, th.optim.Adam(net.parameters())) is not step
