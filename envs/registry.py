@@ -14,7 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs import bandit, count_recall, key_door, masked, recall, repeat, tmaze
+from envs import bandit, batched, count_recall, key_door, masked, recall, repeat, tmaze
 
 NAMESPACE = "rlgru"
 LEVELS = ("Easy", "Medium", "Hard")
@@ -26,7 +26,8 @@ class TaskSpec:
 
     ``optimal_return`` and ``memoryless_return`` are expected episode returns for the given constructor
     arguments (defaults filled in); ``returns_exact`` says whether both are exact (symbolic tasks) or documented
-    estimates (the control tasks, see the entry point's docstring).
+    estimates (the control tasks, see the entry point's docstring). ``vector_entry_point`` is the natively
+    batched version (``envs.batched``), which ``gym.make_vec`` builds for every id of the task.
     """
 
     name: str
@@ -41,6 +42,7 @@ class TaskSpec:
     category: str = "symbolic"  # symbolic | control | meta-RL | visual
     max_episode_steps: int | None = None  # a registered TimeLimit; the other tasks end episodes themselves
     returns_exact: bool = True
+    vector_entry_point: Callable[..., gym.vector.VectorEnv] | None = None
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -101,6 +103,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="1 bit for length + 1 steps",
         optimal=tmaze.optimal_return,
         memoryless=tmaze.memoryless_return,
+        vector_entry_point=batched.TMazeVectorEnv,
     ),
     _spec(
         "RepeatPrevious",
@@ -115,6 +118,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="the last k symbols, each for k steps",
         optimal=repeat.optimal_return,
         memoryless=repeat.repeat_previous_memoryless,
+        vector_entry_point=batched.RepeatPreviousVectorEnv,
     ),
     _spec(
         "RepeatFirst",
@@ -125,6 +129,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="1 symbol for length - 1 steps",
         optimal=repeat.optimal_return,
         memoryless=repeat.repeat_first_memoryless,
+        vector_entry_point=batched.RepeatFirstVectorEnv,
     ),
     _spec(
         "CountRecall",
@@ -139,6 +144,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="n_symbols counters for the whole episode (length steps)",
         optimal=count_recall.optimal_return,
         memoryless=count_recall.memoryless_return,
+        vector_entry_point=batched.CountRecallVectorEnv,
     ),
     _spec(
         "DelayedRecall",
@@ -149,6 +155,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="n_items symbols for n_items + delay steps",
         optimal=recall.optimal_return,
         memoryless=recall.memoryless_return,
+        vector_entry_point=batched.DelayedRecallVectorEnv,
     ),
     _spec(
         "MetaBandit",
@@ -163,6 +170,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="per-arm statistics across the episodes of a trial (episodes_per_trial * pulls_per_episode)",
         optimal=bandit.optimal_return,
         memoryless=bandit.memoryless_return,
+        vector_entry_point=batched.MetaBanditVectorEnv,
         category="meta-RL",
     ),
     _spec(
@@ -174,6 +182,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="1 colour for about length - 2 steps, seen as pixels",
         optimal=key_door.optimal_return,
         memoryless=key_door.memoryless_return,
+        vector_entry_point=batched.KeyDoorVectorEnv,
         category="visual",
     ),
     _spec(
@@ -186,6 +195,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="the last few positions, to estimate velocities (longer under flicker)",
         optimal=masked.cartpole_optimal,
         memoryless=masked.cartpole_memoryless,
+        vector_entry_point=batched.CartPoleNoVelVectorEnv,
         category="control",
         max_episode_steps=masked.CARTPOLE_STEPS,
         returns_exact=False,
@@ -200,6 +210,7 @@ _TASK_LIST: list[TaskSpec] = [
         memory_horizon="the last angle or two, to tell the swing direction",
         optimal=masked.pendulum_optimal,
         memoryless=masked.pendulum_memoryless,
+        vector_entry_point=batched.PendulumNoVelVectorEnv,
         category="control",
         max_episode_steps=masked.PENDULUM_STEPS,
         returns_exact=False,
@@ -222,6 +233,7 @@ def register_all() -> None:
     """Register every task's base id and preset ids; ids already registered are left alone (idempotent)."""
     for spec in _TASK_LIST:
         entry_point = _entry_point_string(spec.entry_point)
+        vector_entry_point = _entry_point_string(spec.vector_entry_point) if spec.vector_entry_point else None
         for level, env_id in zip((None, *spec.presets), spec.ids, strict=True):
             if env_id in gym.registry:
                 continue
@@ -230,4 +242,5 @@ def register_all() -> None:
                 entry_point=entry_point,
                 kwargs=dict(spec.presets[level]) if level else {},
                 max_episode_steps=spec.max_episode_steps,
+                vector_entry_point=vector_entry_point,
             )

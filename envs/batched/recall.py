@@ -1,0 +1,67 @@
+"""DelayedRecall, batched: each env's items are drawn at its reset; its phase follows from its step count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from envs.batched._base import BatchedEnv, Outcome
+from envs.recall import DelayedRecallEnv
+
+
+class DelayedRecallVectorEnv(BatchedEnv):
+    """``envs.recall.DelayedRecallEnv`` for ``num_envs`` envs at once, with the same arguments and spaces.
+
+    ``items[i]`` are the symbols env ``i`` shows and must recite.
+
+    * Memory: ``n_items`` symbols in order, the first held ``n_items + delay`` steps.
+    * Optimal return: 1.
+    * Memoryless ceiling: ``1 / n_symbols``.
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        delay: int = 5,
+        n_items: int = 3,
+        n_symbols: int = 4,
+        render_mode: str | None = None,
+    ) -> None:
+        single = DelayedRecallEnv(delay=delay, n_items=n_items, n_symbols=n_symbols)
+        super().__init__(num_envs, single, render_mode)
+        self.delay, self.n_items, self.n_symbols = single.delay, single.n_items, single.n_symbols
+        self.length = single.length
+        n = self.n_symbols
+        self._pay = 1.0 / self.n_items
+        self._recall_start = self.n_items + self.delay
+        # codes 0..n-1: a shown symbol; n: the wait flag; n+1: the recall flag; n+2: the terminal zero row
+        self._table = np.eye(n + 3, n + 2, dtype=np.float32)
+        steps = np.arange(self.length + 1)
+        self._phase = np.where(steps < self._recall_start, n, np.where(steps < self.length, n + 1, n + 2))
+        self._rows = np.arange(self.num_envs)
+        self.items = np.zeros((self.num_envs, self.n_items), dtype=np.int64)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _begin(self, envs: np.ndarray, options: dict[str, Any], seeded: bool) -> dict[str, Any]:
+        self.items[envs] = self.np_random.integers(self.n_symbols, size=(len(envs), self.n_items))
+        self.t[envs] = 0
+        return {}
+
+    def _advance(self, actions: np.ndarray, live: np.ndarray) -> Outcome:
+        t = self.t
+        wanted = self.items[self._rows, np.clip(t - self._recall_start, 0, self.n_items - 1)]
+        reward = np.where(live & (t >= self._recall_start) & (actions == wanted), self._pay, 0.0)
+        self.t += live
+        return reward, self.t >= self.length, np.zeros(self.num_envs, dtype=bool)
+
+    def _observe(self, envs: np.ndarray | None) -> np.ndarray:
+        rows = self._rows if envs is None else envs
+        t = self.t[rows]
+        shown = self.items[rows, np.minimum(t, self.n_items - 1)]
+        return self._table[np.where(t < self.n_items, shown, self._phase[t])]
+
+    def oracle_action(self) -> np.ndarray:
+        """Every env's best action: the item due now during recall, 0 before."""
+        due = self.items[self._rows, np.clip(self.t - self._recall_start, 0, self.n_items - 1)]
+        return np.where(self.t >= self._recall_start, due, 0)
