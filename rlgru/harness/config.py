@@ -106,7 +106,9 @@ class EnvConfig(StrictModel):
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     wrappers: list[Annotated[WrapperConfig, BeforeValidator(_wrapper_shorthand)]] = Field(default_factory=list)
     n_envs: PositiveInt = 8
-    vec_env: Literal["dummy", "subprocess"] = "dummy"
+    vec_env: Literal["dummy", "subprocess", "batched"] = Field(
+        default="dummy", description="batched: the task's natively batched version (envs.batched), no per-env loop"
+    )
     normalize: Annotated[VecNormalizeConfig | None, BeforeValidator(_normalize_shorthand)] = None
 
 

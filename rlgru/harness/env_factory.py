@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.errors import HarnessError, UntrustedFileError
 from rlgru.safe_load import UntrustedPickleError, load_vecnormalize
+from rlgru.vec_env import make_batched_vec_env
 from rlgru.wrappers import wrap_tuple_observations
 
 #: offset between the training envs' seeds and the evaluation envs', so evaluation sees unseen episodes
@@ -160,6 +161,8 @@ def make_env(
     spec = EnvSpec.from_config(env)
     check_env_spec(spec)
     kind = vec_env or env.vec_env
+    if kind == "batched":
+        return _make_batched(spec, n_envs or env.n_envs, seed, monitor_dir)
     vec_env_cls: type[VecEnv] = SubprocVecEnv if kind == "subprocess" else DummyVecEnv
     if vec_env_cls is SubprocVecEnv:
         # Workers unpickle EnvSpec, which imports rlgru (and torch): import it once in the fork server instead.
@@ -172,6 +175,28 @@ def make_env(
         wrapper_class=spec.wrap,
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
     )
+
+
+def _make_batched(spec: EnvSpec, n_envs: int, seed: int, monitor_dir: Path | None) -> VecEnv:
+    """``env.vec_env: batched``: the task's natively batched version (``envs.batched``) behind SB3's VecEnv API.
+
+    One array-stepped env replaces the per-env envs, their wrappers and Monitors (it reports episodes itself).
+    """
+    if spec.wrappers:
+        raise HarnessError("batched envs take no wrappers; use vec_env dummy or subprocess", where="env.wrappers")
+    if monitor_dir is not None:
+        raise HarnessError("batched envs write no Monitor files; use vec_env dummy or subprocess", where="env.vec_env")
+    try:
+        batched = gym.spec(spec.env_id).vector_entry_point is not None
+    except gym.error.Error:  # a module:Class entry point
+        batched = False
+    if not batched:
+        raise HarnessError(
+            f"{spec.env_id!r} has no batched version (a Gymnasium vector_entry_point; every rlgru/ task has one); "
+            "use vec_env dummy or subprocess",
+            where="env.vec_env",
+        )
+    return make_batched_vec_env(spec.env_id, n_envs, seed=seed, env_kwargs=spec.env_kwargs)
 
 
 def normalize_env(venv: VecEnv, env: EnvConfig, gamma: float, *, training: bool = True) -> VecEnv:
