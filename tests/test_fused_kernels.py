@@ -400,6 +400,19 @@ def test_pair_matches_two_separate_calls_with_grads(cell: Cell) -> None:
     check_against((out_a, s_a, out_b, s_b), (ref_a, ref_sa, ref_b, ref_sb), params)
 
 
+def test_pair_reports_an_error_from_either_side_without_hanging(cell: Cell) -> None:
+    """Big enough for the second cell to be offered to another thread: a bad input on either side is an error."""
+    torch.manual_seed(6)
+    core = cell.core(4, 8, 1)
+    good = [torch.randn(16, 8, 4), torch.zeros(8, 8), *([torch.zeros(8, 8)] if cell.n_states == 2 else [None])]
+    weights = list(core.layers()[0])
+    bad = [*weights[:1], torch.zeros(3, 3), *weights[2:]]
+    with torch.no_grad():
+        for a, b in ((bad, weights), (weights, bad)):
+            with pytest.raises(RuntimeError, match=f"fused {cell.name}"):
+                cell.module.KERNEL.ops.forward_pair([*good, *a], [*good, *b], None, False, 0)
+
+
 def test_float64_core_and_non_contiguous_inputs(cell: Cell) -> None:
     torch.manual_seed(4)
     core = cell.core(3, 10, 2).double()

@@ -509,24 +509,66 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 
 // ---------------------------------------------------------------------------------------------------------
 // Two independent cells in one call: an actor's and a critic's core over the same minibatch. One trip through the
-// dispatcher and autograd instead of two and, with two or more intra-op threads, each cell on its own thread: the
-// recurrences are serial inside but independent of each other, the one place at RL sizes where a second CPU core
-// pays for its fork/join.
+// dispatcher and autograd instead of two and, where the machine has a second core, the two cells at once: their
+// recurrences are serial inside but independent of each other, the one place at RL sizes where a second core pays.
+//
+// Not through intra-op threads: with torch's OpenMP pool at two threads every small op of a PPO update forks and
+// joins (slower overall, and much slower when the machine is busy, as OpenMP spins waiting for a preempted
+// thread). Instead the second cell is offered to ATen's inter-op pool (at::launch, which carries autograd and
+// dispatch state over) and whichever thread is free takes it: if the worker has not started it by the time the
+// caller finished the first cell, the caller runs it too, so a busy machine costs one queued task, never a wait.
+// RLGRU_SERIAL_PAIR=1 keeps both on the caller's thread.
 
 // Rows (time * batch) below which the two cells run one after the other: a rollout step's few microseconds per
-// cell do not repay waking a second thread.
+// cell do not repay handing one to another thread.
 constexpr int64_t kMinParallelRows = 64;
+
+bool pair_threads_enabled() {
+  static const bool enabled = [] {
+    const char* flag = std::getenv("RLGRU_SERIAL_PAIR");
+    const bool serial = flag != nullptr && std::string(flag) != "" && std::string(flag) != "0";
+    return !serial && at::get_num_interop_threads() > 1;
+  }();
+  return enabled;
+}
+
+struct PairTasks {
+  std::atomic<int> next{0};      // tasks 0 and 1, claimed in order by whichever thread gets there
+  std::atomic<int> finished{0};  // claimed tasks that returned or threw
+  std::exception_ptr error;      // the worker's exception, if any (written before `finished` is incremented)
+};
 
 template <class F>
 void run_both(int64_t rows, const F& f) {
-  if (rows >= kMinParallelRows && at::get_num_threads() > 1 && !at::in_parallel_region()) {
-    at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) f(i);
-    });
-  } else {
+  if (rows < kMinParallelRows || !pair_threads_enabled()) {
     f(0);
     f(1);
+    return;
   }
+  auto tasks = std::make_shared<PairTasks>();
+  const F* fn = &f;  // only dereferenced for a claimed task, which the caller waits for
+  at::launch([tasks, fn]() {
+    for (int i; (i = tasks->next.fetch_add(1)) < 2;) {
+      try {
+        (*fn)(i);
+      } catch (...) {
+        tasks->error = std::current_exception();
+      }
+      tasks->finished.fetch_add(1);
+    }
+  });
+  std::exception_ptr own_error;
+  for (int i; (i = tasks->next.fetch_add(1)) < 2;) {
+    try {
+      f(i);
+    } catch (...) {
+      own_error = std::current_exception();
+    }
+    tasks->finished.fetch_add(1);
+  }
+  while (tasks->finished.load() < 2) std::this_thread::yield();  // the task the worker claimed, if any
+  if (own_error) std::rethrow_exception(own_error);
+  if (tasks->error) std::rethrow_exception(tasks->error);
 }
 
 using OptionalTensors = c10::List<std::optional<at::Tensor>>;
