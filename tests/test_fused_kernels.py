@@ -409,7 +409,7 @@ def test_pair_reports_an_error_from_either_side_without_hanging(cell: Cell) -> N
     bad = [*weights[:1], torch.zeros(3, 3), *weights[2:]]
     with torch.no_grad():
         for a, b in ((bad, weights), (weights, bad)):
-            with pytest.raises(RuntimeError, match=f"fused {cell.name}"):
+            with pytest.raises(RuntimeError, match=f"fused {cell.name.upper()}"):
                 cell.module.KERNEL.ops.forward_pair([*good, *a], [*good, *b], None, False, 0)
 
 
