@@ -3,8 +3,9 @@
 Building a ``torch.distributions.Categorical`` or ``Normal`` per call validates its arguments and every sample
 (a dozen small tensor ops), and SB3 wraps it once more: on RL-sized batches that bookkeeping costs more than the
 arithmetic. Rollouts and PPO updates only need *sample + log-prob* and *log-prob + entropy*, so this module
-computes them directly, with the very ops (and the same random draws) ``torch.distributions`` uses: the numbers
-are identical, only the overhead is gone. ``predict`` and ``get_distribution`` keep SB3's distribution objects.
+computes them directly, with the same maths and the same random draws as ``torch.distributions`` (the
+normalised logits come from one ``log_softmax`` instead of ``logits - logsumexp``, equal to rounding): only the
+overhead is gone. ``predict`` and ``get_distribution`` keep SB3's distribution objects.
 
 Covered: Discrete, MultiDiscrete (categorical) and Box (diagonal Gaussian) actions. Bernoulli (MultiBinary) and
 state-dependent exploration go through SB3's distributions (``head_kind`` returns None).
@@ -73,7 +74,7 @@ def evaluate(
 
 
 def _categorical_sample(logits: th.Tensor, deterministic: bool) -> tuple[th.Tensor, th.Tensor]:
-    log_p = logits - logits.logsumexp(dim=-1, keepdim=True)
+    log_p = th.log_softmax(logits, dim=-1)  # = Categorical's logits - logsumexp(logits), in one op
     probs = th.softmax(log_p, dim=-1)
     if deterministic:
         actions = th.argmax(probs, dim=1)
@@ -83,7 +84,7 @@ def _categorical_sample(logits: th.Tensor, deterministic: bool) -> tuple[th.Tens
 
 
 def _categorical_evaluate(logits: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-    log_p = logits - logits.logsumexp(dim=-1, keepdim=True)
+    log_p = th.log_softmax(logits, dim=-1)
     log_prob = log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     clamped = th.clamp(log_p, min=th.finfo(log_p.dtype).min)
     entropy = -(clamped * th.softmax(log_p, dim=-1)).sum(-1)
