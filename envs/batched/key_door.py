@@ -1,4 +1,4 @@
-"""KeyDoor, batched: each env's painted map is kept as pixels; a step crops every env's window at once."""
+"""KeyDoor, batched: each view is the bare corridor's view at the env's cell, with its key and doors painted on."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from envs.key_door import AGENT, CELL, COLOURS, PAD, VIEW, KeyDoorEnv
 class KeyDoorVectorEnv(BatchedEnv):
     """``envs.key_door.KeyDoorEnv`` for ``num_envs`` envs at once, with the same arguments and spaces.
 
-    ``key[i]`` is env ``i``'s key colour and ``doors[i]`` the (upper, lower) door colours; the 40 x 40 x 3 views
-    are cropped from one map of pixels per env.
+    ``key[i]`` is env ``i``'s key colour and ``doors[i]`` the (upper, lower) door colours. A view is copied from
+    the bare corridor's view at the env's cell (one per cell, shared by all envs), then the key and doors in sight
+    are painted on, a few envs at a time, by where they sit in the window.
 
     * Memory: the key's colour, seen as pixels, for about ``length - 2`` steps.
     * Optimal return: 1.
@@ -32,12 +33,13 @@ class KeyDoorVectorEnv(BatchedEnv):
         render_mode: str | None = None,
     ) -> None:
         single = KeyDoorEnv(length=length, n_colours=n_colours, max_steps=max_steps)
-        walls = single._paint()  # the static map (the key and doors are painted over per env)
         super().__init__(num_envs, single, render_mode)
         self.length, self.n_colours, self.max_steps = single.length, single.n_colours, single.max_steps
         self._colours = np.array(COLOURS, dtype=np.uint8)
-        self._maps = np.repeat(walls[None], self.num_envs, axis=0)
-        self._window = np.arange(VIEW * CELL)
+        bare = np.repeat(np.repeat(single._walls, CELL, axis=0), CELL, axis=1)  # the map without key and doors
+        centre = slice(PAD * CELL + 2, (PAD + 1) * CELL - 2)
+        self._views = np.stack([bare[:, p * CELL : (p + VIEW) * CELL] for p in range(self.length + 1)])
+        self._views[:, centre, centre] = AGENT
         self._rows = np.arange(self.num_envs)
         self.key = np.zeros(self.num_envs, dtype=np.int64)
         self.doors = np.zeros((self.num_envs, 2), dtype=np.int64)
@@ -54,14 +56,7 @@ class KeyDoorVectorEnv(BatchedEnv):
         self.doors[envs] = np.where(key_first[:, None], np.stack([key, other], 1), np.stack([other, key], 1))
         self.position[envs] = 0
         self.t[envs] = 0
-        self._paint_cell(envs, PAD - 1, PAD, self.key[envs])
-        self._paint_cell(envs, PAD - 1, PAD + self.length, self.doors[envs, 0])
-        self._paint_cell(envs, PAD + 1, PAD + self.length, self.doors[envs, 1])
         return {}
-
-    def _paint_cell(self, envs: np.ndarray, row: int, column: int, colours: np.ndarray) -> None:
-        rows, columns = slice(row * CELL, (row + 1) * CELL), slice(column * CELL, (column + 1) * CELL)
-        self._maps[envs, rows, columns] = self._colours[colours][:, None, None, :]
 
     def _advance(self, actions: np.ndarray, live: np.ndarray) -> Outcome:
         at_doors = self.position == self.length
@@ -75,11 +70,21 @@ class KeyDoorVectorEnv(BatchedEnv):
 
     def _observe(self, envs: np.ndarray | None) -> np.ndarray:
         rows = self._rows if envs is None else envs
-        columns = self.position[rows, None] * CELL + self._window  # (envs, 40): each env's window of pixels
-        images = self._maps[rows[:, None], :, columns].transpose(0, 2, 1, 3)  # (envs, 40, 40, 3)
-        centre = PAD * CELL
-        images[:, centre + 2 : centre + CELL - 2, centre + 2 : centre + CELL - 2] = AGENT
+        position = self.position[rows]
+        images = self._views[position]
+        key_column, door_column = PAD - position, PAD + self.length - position  # in window cells; in sight: 0..4
+        for column in range(VIEW):
+            key_here, doors_here = key_column == column, door_column == column
+            if key_here.any():
+                self._paint(images, key_here, PAD - 1, column, self.key[rows[key_here]])
+            if doors_here.any():
+                self._paint(images, doors_here, PAD - 1, column, self.doors[rows[doors_here], 0])
+                self._paint(images, doors_here, PAD + 1, column, self.doors[rows[doors_here], 1])
         return images
+
+    def _paint(self, images: np.ndarray, which: np.ndarray, row: int, column: int, colours: np.ndarray) -> None:
+        cells = (slice(row * CELL, (row + 1) * CELL), slice(column * CELL, (column + 1) * CELL))
+        images[(which, *cells)] = self._colours[colours][:, None, None, :]
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One frame per env: its view, as the single env renders."""
