@@ -21,10 +21,10 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru.buffers import SequenceBatch, make_rollout_buffer
+from rlgru.fused_heads import LossSettings, fused_heads_supported, ppo_loss
 from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
 from rlgru.optim_step import GradientStep
 from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
-from rlgru.ppo_loss import LossSettings, fused_loss_supported, ppo_loss
 from rlgru.safe_load import checked_custom_objects
 from rlgru.wrappers import wrap_tuple_observations
 
@@ -259,7 +259,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
-        fused = fused_loss_supported(self.policy)
+        fused = fused_heads_supported(self.policy)
         gradient_step = GradientStep.for_module(self._gradient_step, self.policy, self.policy.optimizer)
         self._gradient_step = gradient_step
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
@@ -301,13 +301,13 @@ class RecurrentPPO(OnPolicyAlgorithm):
         """PPO losses of one sequence minibatch (real steps only: padding never leaves the cores).
 
         The autograd graph below defines them. ``fused`` (default: wherever the policy's heads allow) computes
-        everything after the cores in ``rlgru.ppo_loss``, with the same results and a hand-derived gradient.
+        everything after the cores in ``rlgru.fused_heads``, with the same results and a hand-derived gradient.
         """
         advantages = batch.advantages
         if self.normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         if fused is None:
-            fused = fused_loss_supported(self.policy)
+            fused = fused_heads_supported(self.policy)
         if fused:
             core_pi, core_vf, _ = self.policy.core_outputs(
                 batch.observations, batch.initial_states, batch.mask, batch.resets

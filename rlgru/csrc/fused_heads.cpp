@@ -1,4 +1,5 @@
-// The PPO loss from the memory cores' outputs onwards, and its gradient, in one call (rlgru.ppo_loss).
+// The PPO loss from the memory cores' outputs onwards, and its gradient, in one call (rlgru.fused_heads); and the
+// rollout step's actions and values from the same heads (act).
 //
 // Why: after the cores, a PPO minibatch is two small MLPs, the action and value layers, a log-softmax or Gaussian
 // log-density, the ratio, two clipped objectives and a few means: some forty ops forward and as many backward,
@@ -26,7 +27,7 @@
 #include <optional>
 #include <vector>
 
-namespace rlgru_ppo_heads {
+namespace rlgru_fused_heads {
 namespace {
 
 enum Kind : int64_t { kCategorical = 0, kGaussian = 1 };
@@ -160,7 +161,7 @@ std::array<double, 5> rows(int64_t kind, at::IntArrayRef dims, const S* head, in
   return sums;
 }
 
-// Inputs as rlgru.ppo_loss passes them; returns [loss, pg, value, entropy, kl, clip_fraction, log_prob, values]
+// Inputs as rlgru.fused_heads passes them; returns [loss, pg, value, entropy, kl, clip_fraction, log_prob, values]
 // and, with `with_grads`, the gradients of core_pi, core_vf and of every weight in input order (log_std last).
 std::vector<at::Tensor> loss(const at::Tensor& core_pi, const at::Tensor& core_vf, at::TensorList pi_weights,
                              at::TensorList vf_weights, at::TensorList heads, const std::optional<at::Tensor>& log_std_,
@@ -169,10 +170,10 @@ std::vector<at::Tensor> loss(const at::Tensor& core_pi, const at::Tensor& core_v
                              std::optional<double> clip_vf, double ent_coef, double vf_coef,
                              at::IntArrayRef pi_act, at::IntArrayRef vf_act, int64_t kind, at::IntArrayRef dims,
                              bool with_grads) {
-  TORCH_CHECK(core_pi.device().is_cpu() && core_pi.dim() == 2 && core_vf.dim() == 2, "ppo heads: CPU [N, H] inputs");
+  TORCH_CHECK(core_pi.device().is_cpu() && core_pi.dim() == 2 && core_vf.dim() == 2, "fused heads: CPU [N, H] inputs");
   TORCH_CHECK(pi_weights.size() == 2 * pi_act.size() && vf_weights.size() == 2 * vf_act.size() && heads.size() == 4,
-              "ppo heads: two tensors per MLP layer and four head tensors");
-  TORCH_CHECK(kind == kGaussian ? log_std_.has_value() : !dims.empty(), "ppo heads: a Gaussian needs log_std, a "
+              "fused heads: two tensors per MLP layer and four head tensors");
+  TORCH_CHECK(kind == kGaussian ? log_std_.has_value() : !dims.empty(), "fused heads: a Gaussian needs log_std, a "
               "categorical its action dims");
   const auto dtype = core_pi.scalar_type();
   const int64_t N = core_pi.size(0);
@@ -195,7 +196,7 @@ std::vector<at::Tensor> loss(const at::Tensor& core_pi, const at::Tensor& core_v
   }
   const Scalars k{clip, clip_vf.value_or(0.0), ent_coef, vf_coef, clip_vf.has_value()};
   std::array<double, 5> sums{};
-  AT_DISPATCH_FLOATING_TYPES(dtype, "rlgru_ppo_heads", [&] {
+  AT_DISPATCH_FLOATING_TYPES(dtype, "rlgru_fused_heads", [&] {
     auto ptr = [](const at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
     sums = rows<scalar_t>(kind, dims, ptr(head), width, ptr(log_std), ptr(actions), ptr(old_lp), ptr(adv), ptr(ret),
                           ptr(old_v), ptr(values), N, k, ptr(log_prob), ptr(values_out), ptr(grad_head),
@@ -226,13 +227,13 @@ std::vector<at::Tensor> loss(const at::Tensor& core_pi, const at::Tensor& core_v
 }
 
 }  // namespace
-}  // namespace rlgru_ppo_heads
+}  // namespace rlgru_fused_heads
 
-TORCH_LIBRARY(rlgru_ppo_heads, m) {
+TORCH_LIBRARY(rlgru_fused_heads, m) {
   m.def(
       "loss(Tensor core_pi, Tensor core_vf, Tensor[] pi_weights, Tensor[] vf_weights, Tensor[] heads, Tensor? log_std, "
       "Tensor actions, Tensor old_log_prob, Tensor advantages, Tensor returns, Tensor old_values, float clip, "
       "float? clip_vf, float ent_coef, float vf_coef, int[] pi_act, int[] vf_act, int kind, int[] dims, "
       "bool with_grads) -> Tensor[]",
-      &rlgru_ppo_heads::loss);
+      &rlgru_fused_heads::loss);
 }

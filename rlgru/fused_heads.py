@@ -1,15 +1,16 @@
-"""The PPO loss from the cores' outputs onwards (MLP heads, action distribution, clipped objectives) and its
-gradient, in one C++ call (``csrc/ppo_heads.cpp``, where the maths is written out).
+"""The PPO loss from the memory cores' outputs onwards (MLP heads, action distribution, clipped objectives) and its
+gradient, in one C++ call (``csrc/fused_heads.cpp``, where the maths is written out).
 
 Why: after the cores, a PPO minibatch is some forty small ops forward and as many backward whose arithmetic at RL
 sizes takes microseconds while dispatching and recording them takes most of a millisecond. PPO differentiates the
 loss right after computing it, so the kernel returns the gradient with the loss and autograd only passes it on.
 ``RecurrentPPO.minibatch_losses`` keeps the plain autograd version, which defines the loss; tests check that both
-give the same losses and gradients.
+give the same losses and gradients. (Rollout steps stay in PyTorch: the same treatment measured no faster there,
+where sampling and a few small products dominate.)
 
 Covered: SB3's ``MlpExtractor`` heads (Linear layers with ReLU or Tanh), categorical (Discrete, MultiDiscrete) and
-diagonal Gaussian (Box) actions, float32/float64 on CPU. ``fused_loss_supported`` says when; anything else (and
-any machine where the kernel cannot be built, or ``RLGRU_DISABLE_FUSED_LOSS=1``) takes the autograd path.
+diagonal Gaussian (Box) actions, float32/float64 on CPU. ``fused_heads_supported`` says when; anything else (and
+any machine where the kernel cannot be built, or ``RLGRU_DISABLE_FUSED_HEADS=1``) takes the autograd path.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from torch import nn
 from rlgru.cores import _kernel_build
 
 KERNEL = _kernel_build.CompiledKernel(
-    "rlgru_ppo_heads",
-    Path(__file__).resolve().parent / "csrc" / "ppo_heads.cpp",
-    "RLGRU_DISABLE_FUSED_LOSS",
-    "fused PPO loss kernel",
+    "rlgru_fused_heads",
+    Path(__file__).resolve().parent / "csrc" / "fused_heads.cpp",
+    "RLGRU_DISABLE_FUSED_HEADS",
+    "fused heads kernel",
     "PPO updates run the heads and the loss through autograd instead",
     check_op="loss",
 )
@@ -65,7 +66,7 @@ def mlp_activations(net: nn.Module) -> list[int] | None:
     return codes
 
 
-def fused_loss_supported(policy: Any) -> bool:
+def fused_heads_supported(policy: Any) -> bool:
     """Whether ``policy``'s heads are the plain ones the kernel differentiates, on a device and dtype it takes."""
     extractor = getattr(policy, "mlp_extractor", None)
     if getattr(policy, "_head_kind", None) is None or extractor is None:
@@ -171,4 +172,4 @@ class _HeadsAndLoss(th.autograd.Function):
         )
 
 
-__all__ = ["KERNEL", "LossSettings", "fused_loss_supported", "mlp_activations", "ppo_loss"]
+__all__ = ["KERNEL", "LossSettings", "fused_heads_supported", "mlp_activations", "ppo_loss"]
