@@ -193,9 +193,14 @@ def _info_list(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
                 if sub or (mask is not None and mask[i]):
                     infos[i][key] = sub
             continue
-        for i in np.flatnonzero(mask) if mask is not None else range(n):
-            item = value[i]
-            infos[i][key] = item.item() if isinstance(item, np.generic) else item
+        # plain Python values, as single envs give (one tolist() call beats n item() calls)
+        items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype != object else value
+        if mask is None or mask.all():
+            for target, item in zip(infos, items, strict=True):
+                target[key] = item
+        else:
+            for i in np.flatnonzero(mask).tolist():
+                infos[i][key] = items[i]
     return infos
 
 

@@ -1,4 +1,4 @@
-"""KeyDoor, batched: each view is the bare corridor's view at the env's cell, with its key and doors painted on."""
+"""KeyDoor, batched: every view the task can show is drawn once, by the single env; a step looks views up."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from typing import Any
 import numpy as np
 
 from envs.batched._base import BatchedEnv, Outcome
-from envs.key_door import AGENT, CELL, COLOURS, PAD, VIEW, KeyDoorEnv
+from envs.key_door import PAD, KeyDoorEnv
 
 
 class KeyDoorVectorEnv(BatchedEnv):
     """``envs.key_door.KeyDoorEnv`` for ``num_envs`` envs at once, with the same arguments and spaces.
 
-    ``key[i]`` is env ``i``'s key colour and ``doors[i]`` the (upper, lower) door colours. A view is copied from
-    the bare corridor's view at the env's cell (one per cell, shared by all envs), then the key and doors in sight
-    are painted on, a few envs at a time, by where they sit in the window.
+    ``key[i]`` is env ``i``'s key colour and ``doors[i]`` the (upper, lower) door colours. A view depends only on
+    the cell, plus the key's colour in the first ``PAD + 1`` cells or the doors' in the last ``PAD + 1`` (never
+    both, as ``length >= 5``): a few hundred views at most, drawn at construction by a single env, so a step
+    copies one stored view per env.
 
     * Memory: the key's colour, seen as pixels, for about ``length - 2`` steps.
     * Optimal return: 1.
@@ -33,18 +34,33 @@ class KeyDoorVectorEnv(BatchedEnv):
         render_mode: str | None = None,
     ) -> None:
         single = KeyDoorEnv(length=length, n_colours=n_colours, max_steps=max_steps)
-        super().__init__(num_envs, single, render_mode)
         self.length, self.n_colours, self.max_steps = single.length, single.n_colours, single.max_steps
-        self._colours = np.array(COLOURS, dtype=np.uint8)
-        bare = np.repeat(np.repeat(single._walls, CELL, axis=0), CELL, axis=1)  # the map without key and doors
-        centre = slice(PAD * CELL + 2, (PAD + 1) * CELL - 2)
-        self._views = np.stack([bare[:, p * CELL : (p + VIEW) * CELL] for p in range(self.length + 1)])
-        self._views[:, centre, centre] = AGENT
+        self._views = self._draw_views(single)
+        super().__init__(num_envs, single, render_mode)
         self._rows = np.arange(self.num_envs)
         self.key = np.zeros(self.num_envs, dtype=np.int64)
         self.doors = np.zeros((self.num_envs, 2), dtype=np.int64)
         self.position = np.zeros(self.num_envs, dtype=np.int64)
         self.t = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _view_code(self, position: Any, key: Any, upper: Any, lower: Any) -> Any:
+        """Index into ``_views``: the bare cell, the cell with the key in sight, or with the doors in sight."""
+        n, near_doors = self.n_colours, self.length - PAD
+        with_key = self.length + 1 + position * n + key
+        with_doors = self.length + 1 + (PAD + 1) * n + (position - near_doors) * n * n + upper * n + lower
+        return np.where(position <= PAD, with_key, np.where(position >= near_doors, with_doors, position))
+
+    def _draw_views(self, single: KeyDoorEnv) -> np.ndarray:
+        colours, cells = range(self.n_colours), range(self.length + 1)
+        states = [(p, 0, 0, 1) for p in cells]
+        states += [(p, key, 0, 1) for p in range(PAD + 1) for key in colours]
+        states += [(p, 0, u, d) for p in range(self.length - PAD, self.length + 1) for u in colours for d in colours]
+        views = np.zeros((len(states), *single.observation_space.shape), dtype=np.uint8)
+        for position, key, upper, lower in states:  # the single env's own drawing, so the pixels are its
+            single.key, single.doors, single.position = key, (upper, lower), position
+            single._map = single._paint()
+            views[self._view_code(position, key, upper, lower)] = single._observe()
+        return views
 
     def _begin(self, envs: np.ndarray, options: dict[str, Any], seeded: bool) -> dict[str, Any]:
         k = len(envs)
@@ -70,21 +86,7 @@ class KeyDoorVectorEnv(BatchedEnv):
 
     def _observe(self, envs: np.ndarray | None) -> np.ndarray:
         rows = self._rows if envs is None else envs
-        position = self.position[rows]
-        images = self._views[position]
-        key_column, door_column = PAD - position, PAD + self.length - position  # in window cells; in sight: 0..4
-        for column in range(VIEW):
-            key_here, doors_here = key_column == column, door_column == column
-            if key_here.any():
-                self._paint(images, key_here, PAD - 1, column, self.key[rows[key_here]])
-            if doors_here.any():
-                self._paint(images, doors_here, PAD - 1, column, self.doors[rows[doors_here], 0])
-                self._paint(images, doors_here, PAD + 1, column, self.doors[rows[doors_here], 1])
-        return images
-
-    def _paint(self, images: np.ndarray, which: np.ndarray, row: int, column: int, colours: np.ndarray) -> None:
-        cells = (slice(row * CELL, (row + 1) * CELL), slice(column * CELL, (column + 1) * CELL))
-        images[(which, *cells)] = self._colours[colours][:, None, None, :]
+        return self._views[self._view_code(self.position[rows], self.key[rows], *self.doors[rows].T)]
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One frame per env: its view, as the single env renders."""
