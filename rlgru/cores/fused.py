@@ -247,7 +247,8 @@ class FusedCell:
         mode: int = 0,
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """``run_layers`` for two independent stacks of one cell (an actor's and a critic's core) at once: one
-        kernel call per layer and direction for both, each on its own thread when torch has two or more.
+        kernel call per layer and direction for both, the second stack on another core when one is free (the
+        kernel offers it to ATen's inter-op pool; see ``csrc/kernel_host.h``).
 
         ``inputs`` may be one tensor twice; the stacks must have as many layers. Returns each stack's
         ``(out, final state)``.
