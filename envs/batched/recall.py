@@ -1,4 +1,4 @@
-"""DelayedRecall, batched: each env's items are drawn at its reset; its phase follows from its step count."""
+"""DelayedRecall, batched: each env's episode is a row of observation codes and a row of answers, drawn at its reset."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from envs.recall import DelayedRecallEnv
 class DelayedRecallVectorEnv(BatchedEnv):
     """``envs.recall.DelayedRecallEnv`` for ``num_envs`` envs at once, with the same arguments and spaces.
 
-    ``items[i]`` are the symbols env ``i`` shows and must recite.
+    ``items[i]`` are the symbols env ``i`` shows and must recite; ``answers[i, t]`` is the action that pays at
+    step ``t`` (-1, which never does, outside recall).
 
     * Memory: ``n_items`` symbols in order, the first held ``n_items + delay`` steps.
     * Optimal return: 1.
@@ -38,30 +39,31 @@ class DelayedRecallVectorEnv(BatchedEnv):
         # codes 0..n-1: a shown symbol; n: the wait flag; n+1: the recall flag; n+2: the terminal zero row
         self._table = np.eye(n + 3, n + 2, dtype=np.float32)
         steps = np.arange(self.length + 1)
-        self._phase = np.where(steps < self._recall_start, n, np.where(steps < self.length, n + 1, n + 2))
+        phase = np.where(steps < self._recall_start, n, np.where(steps < self.length, n + 1, n + 2))
         self._rows = np.arange(self.num_envs)
+        self._codes = np.repeat(phase[None], self.num_envs, axis=0)  # the first n_items columns: the items
+        self.answers = np.full((self.num_envs, self.length + 1), -1, dtype=np.int64)
         self.items = np.zeros((self.num_envs, self.n_items), dtype=np.int64)
         self.t = np.zeros(self.num_envs, dtype=np.int64)
 
     def _begin(self, envs: np.ndarray, options: dict[str, Any], seeded: bool) -> dict[str, Any]:
-        self.items[envs] = self.np_random.integers(self.n_symbols, size=(len(envs), self.n_items))
+        items = self.np_random.integers(self.n_symbols, size=(len(envs), self.n_items))
+        self.items[envs] = items
+        self._codes[envs, : self.n_items] = items
+        self.answers[envs, self._recall_start : self.length] = items
         self.t[envs] = 0
         return {}
 
     def _advance(self, actions: np.ndarray, live: np.ndarray) -> Outcome:
-        t = self.t
-        wanted = self.items[self._rows, np.clip(t - self._recall_start, 0, self.n_items - 1)]
-        reward = np.where(live & (t >= self._recall_start) & (actions == wanted), self._pay, 0.0)
+        reward = np.where(live & (actions == self.answers[self._rows, self.t]), self._pay, 0.0)
         self.t += live
         return reward, self.t >= self.length, np.zeros(self.num_envs, dtype=bool)
 
     def _observe(self, envs: np.ndarray | None) -> np.ndarray:
-        rows = self._rows if envs is None else envs
-        t = self.t[rows]
-        shown = self.items[rows, np.minimum(t, self.n_items - 1)]
-        return self._table[np.where(t < self.n_items, shown, self._phase[t])]
+        if envs is None:
+            return self._table[self._codes[self._rows, self.t]]
+        return self._table[self._codes[envs, self.t[envs]]]
 
     def oracle_action(self) -> np.ndarray:
         """Every env's best action: the item due now during recall, 0 before."""
-        due = self.items[self._rows, np.clip(self.t - self._recall_start, 0, self.n_items - 1)]
-        return np.where(self.t >= self._recall_start, due, 0)
+        return np.maximum(self.answers[self._rows, self.t], 0)
