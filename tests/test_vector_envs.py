@@ -30,6 +30,7 @@ from stable_baselines3.common.monitor import Monitor
 
 import envs
 from envs import masked
+from envs._common import features_image
 from envs.batched import BatchedEnv
 from envs.wrappers import FlickerObservation, NoisyObservation
 from rlgru import RecurrentPPO
@@ -536,3 +537,19 @@ def test_rlgru_train_with_batched_envs(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["train", str(path), "--run-dir", str(tmp_path / "other"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "env.vec_env: 'MountainCar-v0' has no batched version" in err, err
+
+
+def test_rgb_array_frames_are_the_single_envs_drawings() -> None:
+    """The symbolic tasks draw the current observation (``features_image``), KeyDoor shows its view."""
+    venv = gym.make_vec("rlgru/TMaze-Easy-v0", num_envs=2, render_mode="rgb_array")
+    obs, _ = venv.reset(seed=0)
+    single = gym.make("rlgru/TMaze-Easy-v0", render_mode="rgb_array")
+    single_obs, _ = single.reset(seed=0)
+    np.testing.assert_array_equal(single.render(), features_image(single_obs))
+    for frame, row in zip(venv.render(), obs, strict=True):
+        np.testing.assert_array_equal(frame, features_image(row))
+    keydoor = gym.make_vec("rlgru/KeyDoor-Easy-v0", num_envs=2, render_mode="rgb_array")
+    obs, _ = keydoor.reset(seed=0)
+    np.testing.assert_array_equal(np.stack(keydoor.render()), obs)
+    with pytest.raises(ValueError, match="render_mode"):
+        gym.make_vec("rlgru/CartPoleNoVel-v1", num_envs=2, render_mode="rgb_array")
