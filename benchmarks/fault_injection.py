@@ -73,16 +73,17 @@ class Tally:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, kind: str, detail: str, resumed: bool, lost: list[str], seconds: float) -> None:
-        self.rows.append({"kind": kind, "detail": detail, "resumed": resumed, "lost": lost,
-                          "seconds": round(seconds, 1)})
+        self.rows.append(
+            {"kind": kind, "detail": detail, "resumed": resumed, "lost": lost, "seconds": round(seconds, 1)}
+        )
         status = "LOST: " + "; ".join(lost) if lost else "nothing lost"
-        print(f"[{len(self.rows):3d}] {kind:<16} {detail:<44} {'resumed' if resumed else '':<8} {status}",
-              flush=True)
+        print(f"[{len(self.rows):3d}] {kind:<16} {detail:<44} {'resumed' if resumed else '':<8} {status}", flush=True)
 
 
 def merged(config: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    return {key: {**value, **changes.get(key, {})} if isinstance(value, dict) else value
-            for key, value in config.items()}
+    return {
+        key: {**value, **changes.get(key, {})} if isinstance(value, dict) else value for key, value in config.items()
+    }
 
 
 def write_kill(work: Path, pattern: str, changes: dict[str, Any]) -> tuple[bool, list[str]]:
@@ -127,11 +128,24 @@ def damaged_files(work: Path, kind: str) -> tuple[bool, list[str]]:
     config = write_config(work, training={"total_timesteps": 160})
     run_dir = work / "run"
     assert finish(config, run_dir)[0] == 1
-    for path in [run_dir / "model.zip", run_dir / "checkpoints" / "model_160_steps.zip",
-                 run_dir / "checkpoints" / "model_128_steps.zip"]:
+    for path in [
+        run_dir / "model.zip",
+        run_dir / "checkpoints" / "model_160_steps.zip",
+        run_dir / "checkpoints" / "model_128_steps.zip",
+    ]:
         damage(path, kind)
-    process = launch(["train", str(config), "--run-dir", str(run_dir), "--resume", "--no-progress",
-                      "--set", "training.total_timesteps=256"])
+    process = launch(
+        [
+            "train",
+            str(config),
+            "--run-dir",
+            str(run_dir),
+            "--resume",
+            "--no-progress",
+            "--set",
+            "training.total_timesteps=256",
+        ]
+    )
     out, err = process.communicate(timeout=600)
     if process.returncode != 0:
         return False, [f"resume failed: {err.strip()[-300:]}"]
@@ -161,8 +175,10 @@ def crafted_files(work: Path) -> tuple[bool, list[str]]:
     craft_model(run_dir / "model.zip", work / "crafted.zip", "lr_schedule", Payload(marker))
     (run_dir / "vecnormalize.pkl").write_bytes(pickle.dumps(Payload(marker)))
     lost = []
-    for args in (["eval", str(work / "crafted.zip"), "--env", "rlgru/TMaze-Easy-v0", "--episodes", "1"],
-                 ["eval", str(run_dir), "--episodes", "1"]):
+    for args in (
+        ["eval", str(work / "crafted.zip"), "--env", "rlgru/TMaze-Easy-v0", "--episodes", "1"],
+        ["eval", str(run_dir), "--episodes", "1"],
+    ):
         process = launch(args)
         _, err = process.communicate(timeout=600)
         if process.returncode != 2 or "refusing the pickled global" not in err:
@@ -192,9 +208,17 @@ def orphaned_worker(work: Path) -> tuple[bool, list[str]]:
 
     suite = work / "suite.yaml"
     base = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "evaluation")}
-    suite.write_text(yaml.safe_dump({
-        "name": "orphans", "base": {**base, "training": {"total_timesteps": 100_000, "checkpoint_freq": 32}},
-        "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}}], "cores": ["gru"], "seeds": [0]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "orphans",
+                "base": {**base, "training": {"total_timesteps": 100_000, "checkpoint_freq": 32}},
+                "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}}],
+                "cores": ["gru"],
+                "seeds": [0],
+            }
+        )
+    )
     sweep = launch(["bench", str(suite), "--out", str(work / "out"), "--workers", "1", "--no-progress"])
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not list((work / "out" / "runs").glob("*/checkpoints/*.zip")):
@@ -267,8 +291,10 @@ def main() -> int:
     faults = len(tally.rows)
     resumed = sum(row["resumed"] for row in tally.rows)
     lost = sum(bool(row["lost"]) for row in tally.rows)
-    print(f"faults tried: {faults}; runs that resumed to completion: {resumed}; cases with data lost: {lost} "
-          f"({wall:.0f} s on {cpu_name()})")
+    print(
+        f"faults tried: {faults}; runs that resumed to completion: {resumed}; cases with data lost: {lost} "
+        f"({wall:.0f} s on {cpu_name()})"
+    )
     return 1 if lost else 0
 
 
@@ -276,20 +302,37 @@ def write_results(out: Path, tally: Tally, wall: float) -> None:
     faults, resumed = len(tally.rows), sum(row["resumed"] for row in tally.rows)
     lost = sum(bool(row["lost"]) for row in tally.rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"cpu": cpu_name(), "wall_seconds": round(wall), "faults": faults,
-                                                    "resumed": resumed, "lost": lost, "cases": tally.rows},
-                                                   indent=2) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "cpu": cpu_name(),
+                "wall_seconds": round(wall),
+                "faults": faults,
+                "resumed": resumed,
+                "lost": lost,
+                "cases": tally.rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     lines = [
-        "# Fault injection", "",
+        "# Fault injection",
+        "",
         f"`python benchmarks/fault_injection.py` on {cpu_name()}, {wall / 60:.0f} minutes. Every case runs in fresh "
         "processes, as a user would; every run that finishes is checked for lost or doubled data (each checkpoint, "
-        "evaluation row, training-time row and TensorBoard step exactly once; every saved file readable).", "",
-        f"**Faults tried: {faults}. Runs that resumed to completion: {resumed}. Cases with data lost: {lost}.**", "",
-        "| # | fault | case | resumed | data lost | s |", "|---:|---|---|---|---|---:|",
+        "evaluation row, training-time row and TensorBoard step exactly once; every saved file readable).",
+        "",
+        f"**Faults tried: {faults}. Runs that resumed to completion: {resumed}. Cases with data lost: {lost}.**",
+        "",
+        "| # | fault | case | resumed | data lost | s |",
+        "|---:|---|---|---|---|---:|",
     ]
     for index, row in enumerate(tally.rows, 1):
-        lines.append(f"| {index} | {row['kind']} | {row['detail']} | {'yes' if row['resumed'] else '-'} | "
-                     f"{'; '.join(row['lost']) or 'none'} | {row['seconds']} |")
+        lines.append(
+            f"| {index} | {row['kind']} | {row['detail']} | {'yes' if row['resumed'] else '-'} | "
+            f"{'; '.join(row['lost']) or 'none'} | {row['seconds']} |"
+        )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

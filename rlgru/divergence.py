@@ -50,8 +50,9 @@ class VecCheckFinite(VecEnvWrapper):
         bad = ~np.isfinite(np.asarray(rewards, dtype=np.float64))
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
-            raise DivergenceError(self.env_id, self.step_offset + self.steps, "reward",
-                                  f"is {rewards[index]} (env {index} returned it)")
+            raise DivergenceError(
+                self.env_id, self.step_offset + self.steps, "reward", f"is {rewards[index]} (env {index} returned it)"
+            )
         self._check_observations(observations)
         for index, info in enumerate(infos):
             if info.get("terminal_observation") is not None:
@@ -64,8 +65,12 @@ class VecCheckFinite(VecEnvWrapper):
             if array.dtype.kind in "fc" and not np.isfinite(array).all():
                 position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
                 env = env_index if env_index is not None else (position[0] if position else 0)
-                raise DivergenceError(self.env_id, self.step_offset + self.steps, f"observation{key}",
-                                      f"holds {array[position]} (env {env} returned it{when})")
+                raise DivergenceError(
+                    self.env_id,
+                    self.step_offset + self.steps,
+                    f"observation{key}",
+                    f"holds {array[position]} (env {env} returned it{when})",
+                )
 
 
 def _arrays(observations: Any, key: str = "") -> list[tuple[str, np.ndarray]]:
@@ -117,8 +122,9 @@ class DivergenceGuard(BaseCallback):
 
     def _check_weights(self, growth: bool) -> float:
         with torch.no_grad():
-            squares = {name: float(parameter.double().pow(2).sum()) for name, parameter in
-                       self.model.policy.named_parameters()}
+            squares = {
+                name: float(parameter.double().pow(2).sum()) for name, parameter in self.model.policy.named_parameters()
+            }
         norm = math.sqrt(sum(squares.values()))
         if not math.isfinite(norm) and self.check_finite:
             name = next(name for name, value in squares.items() if not math.isfinite(value))
@@ -126,7 +132,9 @@ class DivergenceGuard(BaseCallback):
         limit = self.max_weight_growth
         if growth and limit is not None and self._start_norm > 0 and not norm <= limit * self._start_norm:
             raise DivergenceError(
-                self.env_id, self.num_timesteps, "the weights' norm",
+                self.env_id,
+                self.num_timesteps,
+                "the weights' norm",
                 f"grew {norm / self._start_norm:.3g}-fold in training ({self._start_norm:.3g} -> {norm:.3g}; "
                 f"the limit is {limit:g}): the learning rate is likely too high",
             )

@@ -27,34 +27,58 @@ from pathlib import Path
 from typing import IO, Any
 
 #: top-level packages whose modules may be imported to resolve a pickled name (importing others could run code)
-TRUSTED_PACKAGES = frozenset({"builtins", "collections", "numpy", "gymnasium", "torch", "stable_baselines3",
-                              "sb3_contrib", "rlgru", "envs"})
+TRUSTED_PACKAGES = frozenset(
+    {"builtins", "collections", "numpy", "gymnasium", "torch", "stable_baselines3", "sb3_contrib", "rlgru", "envs"}
+)
 #: functions and classes a pickle may call to build data: ``(module, name)``
-CONSTRUCTORS = frozenset({
-    *(("builtins", name) for name in ("set", "frozenset", "complex", "slice", "range", "bytearray", "list", "dict",
-                                      "tuple", "int", "float", "bool", "str", "bytes")),
-    ("collections", "deque"),
-    ("collections", "OrderedDict"),
-    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
-    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-    *(("numpy.random._pickle", name) for name in ("__generator_ctor", "__bit_generator_ctor", "__randomstate_ctor")),
-    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-    ("numpy.random._generator", "Generator"),
-    ("numpy.random.mtrand", "RandomState"),
-    ("stable_baselines3.common.utils", "FloatSchedule"),
-    ("stable_baselines3.common.utils", "LinearSchedule"),
-    ("stable_baselines3.common.utils", "ConstantSchedule"),
-    ("stable_baselines3.common.running_mean_std", "RunningMeanStd"),
-    ("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize"),
-})
+CONSTRUCTORS = frozenset(
+    {
+        *(
+            ("builtins", name)
+            for name in (
+                "set",
+                "frozenset",
+                "complex",
+                "slice",
+                "range",
+                "bytearray",
+                "list",
+                "dict",
+                "tuple",
+                "int",
+                "float",
+                "bool",
+                "str",
+                "bytes",
+            )
+        ),
+        ("collections", "deque"),
+        ("collections", "OrderedDict"),
+        *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        *(
+            ("numpy.random._pickle", name)
+            for name in ("__generator_ctor", "__bit_generator_ctor", "__randomstate_ctor")
+        ),
+        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+        ("numpy.random._generator", "Generator"),
+        ("numpy.random.mtrand", "RandomState"),
+        ("stable_baselines3.common.utils", "FloatSchedule"),
+        ("stable_baselines3.common.utils", "LinearSchedule"),
+        ("stable_baselines3.common.utils", "ConstantSchedule"),
+        ("stable_baselines3.common.running_mean_std", "RunningMeanStd"),
+        ("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize"),
+    }
+)
 _CONTAINERS = (list, dict, set, deque, OrderedDict)
-_NOT_DATA = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-             functools.partial)
+_NOT_DATA = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)
 
-TRUST_HINT = ("loading it could run code from the file; if you made this file or trust whoever did, pass "
-              "--trust-pickle (Python: trust_pickle=True)")
+TRUST_HINT = (
+    "loading it could run code from the file; if you made this file or trust whoever did, pass "
+    "--trust-pickle (Python: trust_pickle=True)"
+)
 
 
 class UntrustedPickleError(ValueError):
@@ -96,8 +120,14 @@ def checked_custom_objects(
     return objects
 
 
-def load_algorithm(algorithm_class: Any, path: str | Path | IO[bytes], *, trust_pickle: bool = False,
-                   custom_objects: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def load_algorithm(
+    algorithm_class: Any,
+    path: str | Path | IO[bytes],
+    *,
+    trust_pickle: bool = False,
+    custom_objects: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
     """``algorithm_class.load(path, ...)`` for any SB3 algorithm (sb3-contrib's too), safely unless trusted."""
     custom_objects = checked_custom_objects(path, custom_objects, trust_pickle=trust_pickle)
     if "trust_pickle" in inspect.signature(algorithm_class.load).parameters:  # RecurrentPPO checks again itself
@@ -149,8 +179,12 @@ def _is_named_class(module: str, obj: Any) -> bool:
         return False
     import torch
 
-    if module.startswith(("torch.nn.", "torch.optim.")) or module.split(".")[0] in ("rlgru", "stable_baselines3",
-                                                                                     "sb3_contrib", "envs"):
+    if module.startswith(("torch.nn.", "torch.optim.")) or module.split(".")[0] in (
+        "rlgru",
+        "stable_baselines3",
+        "sb3_contrib",
+        "envs",
+    ):
         return issubclass(obj, (torch.nn.Module, torch.optim.Optimizer))
     return False
 
@@ -172,13 +206,16 @@ def _user_extension(module: str, name: str) -> type | None:
 
 def _resolve(module: str, name: str, where: str) -> tuple[Any, bool]:
     """``(object, may be called)`` for a pickled global, or ``UntrustedPickleError``."""
-    refused = UntrustedPickleError(f"{where}: refusing the pickled global {module}.{name}: it is not on rlgru's "
-                                   f"allow-list, and {TRUST_HINT}")
+    refused = UntrustedPickleError(
+        f"{where}: refusing the pickled global {module}.{name}: it is not on rlgru's allow-list, and {TRUST_HINT}"
+    )
     if module.split(".")[0] not in TRUSTED_PACKAGES:
         user_class = _user_extension(module, name)
         if user_class is None and name[:1].isupper():  # looks like a class: perhaps the user's own
-            raise UntrustedPickleError(f"{refused}; a memory core or features extractor of your own is allowed once "
-                                       f"its module is imported (import {module} before loading)")
+            raise UntrustedPickleError(
+                f"{refused}; a memory core or features extractor of your own is allowed once "
+                f"its module is imported (import {module} before loading)"
+            )
         if user_class is None:
             raise refused
         return user_class, False
@@ -217,8 +254,9 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
     def _check_mutation(self, target: Any, containers_only: bool) -> None:
         bad = not isinstance(target, _CONTAINERS) if containers_only else isinstance(target, _NOT_DATA)
         if bad:
-            raise UntrustedPickleError(f"{self.where}: refusing to modify {type(target).__name__} while unpickling; "
-                                       f"{TRUST_HINT}")
+            raise UntrustedPickleError(
+                f"{self.where}: refusing to modify {type(target).__name__} while unpickling; {TRUST_HINT}"
+            )
 
     def load_reduce(self) -> None:
         self._check_call(self.stack[-2])
@@ -263,11 +301,19 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the Python unpickler: its opco
     load_inst = load_obj = _refuse
 
 
-for _opcode, _method in ((pickle.REDUCE, "load_reduce"), (pickle.NEWOBJ, "load_newobj"),
-                         (pickle.NEWOBJ_EX, "load_newobj_ex"), (pickle.BUILD, "load_build"),
-                         (pickle.APPEND, "load_append"), (pickle.APPENDS, "load_appends"),
-                         (pickle.SETITEM, "load_setitem"), (pickle.SETITEMS, "load_setitems"),
-                         (pickle.ADDITEMS, "load_additems"), (pickle.INST, "load_inst"), (pickle.OBJ, "load_obj")):
+for _opcode, _method in (
+    (pickle.REDUCE, "load_reduce"),
+    (pickle.NEWOBJ, "load_newobj"),
+    (pickle.NEWOBJ_EX, "load_newobj_ex"),
+    (pickle.BUILD, "load_build"),
+    (pickle.APPEND, "load_append"),
+    (pickle.APPENDS, "load_appends"),
+    (pickle.SETITEM, "load_setitem"),
+    (pickle.SETITEMS, "load_setitems"),
+    (pickle.ADDITEMS, "load_additems"),
+    (pickle.INST, "load_inst"),
+    (pickle.OBJ, "load_obj"),
+):
     _RestrictedUnpickler.dispatch[_opcode[0]] = getattr(_RestrictedUnpickler, _method)
 
 

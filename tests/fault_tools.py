@@ -53,8 +53,15 @@ def launch(args: list[str], kill_on: str | None = None, **popen: Any) -> subproc
     env.pop(KILL_ON, None)
     if kill_on:
         env[KILL_ON] = kill_on
-    return subprocess.Popen([sys.executable, "-m", "tests.fault_tools", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.fault_tools", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def kill_after(process: subprocess.Popen, seconds: float) -> bool:
@@ -138,8 +145,11 @@ def check_run(run_dir: Path, config: dict[str, Any]) -> list[str]:
 
     compare("TensorBoard time/fps", steps("time/fps"), list(range(rollout, final + 1, rollout)))
     compare("TensorBoard eval/mean_reward", steps("eval/mean_reward"), evaluations_due)
-    problems += [f"TensorBoard {tag}: a step logged twice ({steps(tag)})" for tag in tags
-                 if len(steps(tag)) != len(set(steps(tag)))]
+    problems += [
+        f"TensorBoard {tag}: a step logged twice ({steps(tag)})"
+        for tag in tags
+        if len(steps(tag)) != len(set(steps(tag)))
+    ]
     return problems
 
 
@@ -169,7 +179,7 @@ def damage(path: Path, kind: str) -> None:
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo("policy.pth")
         offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
-        path.write_bytes(data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1:])
+        path.write_bytes(data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1 :])
     elif kind == "garbage":
         path.write_bytes(b"PK\x03\x04 but nothing of a zip after it")
     else:

@@ -10,10 +10,12 @@ import pytest
 
 @pytest.mark.parametrize("argv", [["--help"], ["envs", "--json"], ["train", "--help"]])
 def test_the_command_imports_only_what_it_runs(argv: list[str]) -> None:
-    script = ("import sys; from rlgru.cli import main\n"
-              "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exit:\n    code = exit.code\n"
-              "print(sorted(m for m in ('torch', 'stable_baselines3', 'rlgru.harness.commands.bench') "
-              "if m in sys.modules))")
+    script = (
+        "import sys; from rlgru.cli import main\n"
+        "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(sorted(m for m in ('torch', 'stable_baselines3', 'rlgru.harness.commands.bench') "
+        "if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True)
     imported = result.stdout.strip().splitlines()[-1]
     if argv[0] == "train":  # its own module (config, training: torch) but no other command's

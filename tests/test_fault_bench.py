@@ -22,14 +22,26 @@ from tests.fault_tools import FAULT_CONFIG, check_run
 BASE = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "training", "evaluation")}
 
 
-def write_suite(directory: Path, budget: int = 64, cores: tuple[str, ...] = ("gru",), seeds: tuple[int, ...] = (0,),
-                checkpoint_freq: int = 32) -> Path:
+def write_suite(
+    directory: Path,
+    budget: int = 64,
+    cores: tuple[str, ...] = ("gru",),
+    seeds: tuple[int, ...] = (0,),
+    checkpoint_freq: int = 32,
+) -> Path:
     path = directory / "suite.yaml"
     base = {**BASE, "training": {**BASE["training"], "checkpoint_freq": checkpoint_freq}}
-    path.write_text(yaml.safe_dump({
-        "name": "faults", "base": base, "cores": list(cores), "seeds": list(seeds),
-        "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}, "budgets": [budget]}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "faults",
+                "base": base,
+                "cores": list(cores),
+                "seeds": list(seeds),
+                "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}, "budgets": [budget]}],
+            }
+        )
+    )
     return path
 
 
@@ -53,15 +65,23 @@ def test_a_run_with_a_model_but_no_result_is_finished_with_every_figure(tmp_path
     assert "steps_per_second" in (out / "README.md").read_text().split("## Unfinished runs")[1]
 
 
-def test_a_second_sweep_on_the_same_out_directory_is_refused(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_sweep_on_the_same_out_directory_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = write_suite(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(out / "run.lock")],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            str(out / "run.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert main(["bench", str(suite), "--out", str(out), "--no-progress"]) == 2

@@ -27,11 +27,14 @@ def train_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str], **sections: di
     return code, capsys.readouterr().err, RunDir(run_dir)
 
 
-@pytest.mark.parametrize(("what", "value", "quantity"), [
-    ("reward", float("nan"), "reward is nan"),
-    ("reward", float("inf"), "reward is inf"),
-    ("observation", float("nan"), "observation holds nan"),
-])
+@pytest.mark.parametrize(
+    ("what", "value", "quantity"),
+    [
+        ("reward", float("nan"), "reward is nan"),
+        ("reward", float("inf"), "reward is inf"),
+        ("observation", float("nan"), "observation holds nan"),
+    ],
+)
 def test_a_bad_env_value_stops_the_run_naming_env_step_and_quantity(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, value: float, quantity: str
 ) -> None:
@@ -54,8 +57,12 @@ def test_an_exploding_learning_rate_stops_the_run(tmp_path: Path, capsys: pytest
 
 
 def test_the_guard_is_configurable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err, run = train_bad(tmp_path, capsys, algorithm={"learning_rate": 1e3},
-                               training={"total_timesteps": 64, "guard": {"max_weight_growth": None}})
+    code, err, run = train_bad(
+        tmp_path,
+        capsys,
+        algorithm={"learning_rate": 1e3},
+        training={"total_timesteps": 64, "guard": {"max_weight_growth": None}},
+    )
     assert code == 0, err
     assert run.model.is_file()
 
@@ -73,6 +80,8 @@ def test_a_batch_larger_than_a_rollout_is_a_config_error(tmp_path: Path, capsys:
     config = write_config(tmp_path, algorithm={"batch_size": 64})
     assert main(["train", str(config), "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert err == (f"rlgru train: error: {config}: algorithm.batch_size 64 is larger than a rollout (env.n_envs 2 x "
-                   "algorithm.n_steps 16 = 32); lower it or collect longer rollouts\n")
+    assert err == (
+        f"rlgru train: error: {config}: algorithm.batch_size 64 is larger than a rollout (env.n_envs 2 x "
+        "algorithm.n_steps 16 = 32); lower it or collect longer rollouts\n"
+    )
     assert not (tmp_path / "run").exists()

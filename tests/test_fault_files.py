@@ -58,8 +58,18 @@ def test_resume_and_eval_skip_damaged_files_and_lose_nothing(
     assert f"using {checkpoints[64]}" in captured.err and "(64 timesteps)" in captured.out
 
     # the budget grows to 256: resume from step 64, the newest readable state, and finish
-    code = main(["train", str(config), "--run-dir", str(run_dir), "--resume", "--no-progress",
-                 "--set", "training.total_timesteps=256"])
+    code = main(
+        [
+            "train",
+            str(config),
+            "--run-dir",
+            str(run_dir),
+            "--resume",
+            "--no-progress",
+            "--set",
+            "training.total_timesteps=256",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert f"skipped {checkpoints[160]}: empty (0 bytes)" in out
@@ -82,16 +92,30 @@ def test_resume_rewinds_every_log_to_the_checkpoint(finished_run: tuple[Path, Pa
             checkpoint.model.unlink()
     run.model.unlink()
     assert [int(r["timesteps"]) for r in read_rows(run.evaluations_csv)] == [64, 128]
-    assert main(["train", str(config), "--run-dir", str(run_dir), "--resume", "--no-progress",
-                 "--set", "training.total_timesteps=256"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--run-dir",
+                str(run_dir),
+                "--resume",
+                "--no-progress",
+                "--set",
+                "training.total_timesteps=256",
+            ]
+        )
+        == 0
+    )
     expected = {**FAULT_CONFIG, "training": {**FAULT_CONFIG["training"], "total_timesteps": 256}}
     assert check_run(run_dir, expected) == []
     times = [float(r["train_seconds"]) for r in read_rows(run.training_time_csv)]
     assert times == sorted(times) and times[0] > 0, "training time adds up over the resume"
 
 
-def test_a_run_killed_before_its_first_checkpoint_restarts_in_place(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_killed_before_its_first_checkpoint_restarts_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = write_config(tmp_path, training={"total_timesteps": 64})
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)

@@ -56,9 +56,17 @@ def test_a_second_writer_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(  # another process holds the run (a bare flock: no need to train for it)
-        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid()); print('held', flush=True); "
-         "time.sleep(60)", str(run_dir / "run.lock")], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid()); print('held', flush=True); "
+            "time.sleep(60)",
+            str(run_dir / "run.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert main(["train", str(config), "--run-dir", str(run_dir), "--no-progress"]) == 2
@@ -88,10 +96,17 @@ def test_two_runs_started_together_leave_one_clean_run(tmp_path: Path) -> None:
 def test_sweep_workers_die_with_the_sweep(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
     base = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "evaluation")}
-    suite.write_text(yaml.safe_dump({
-        "name": "orphans", "base": {**base, "training": {"total_timesteps": 100_000, "checkpoint_freq": 32}},
-        "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}}], "cores": ["gru"], "seeds": [0],
-    }))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "orphans",
+                "base": {**base, "training": {"total_timesteps": 100_000, "checkpoint_freq": 32}},
+                "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}}],
+                "cores": ["gru"],
+                "seeds": [0],
+            }
+        )
+    )
     out = tmp_path / "out"
     sweep = launch(["bench", str(suite), "--out", str(out), "--workers", "1", "--no-progress"])
     workers: list[int] = []

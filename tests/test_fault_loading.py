@@ -28,8 +28,9 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("key", ["lr_schedule", "observation_space", "policy_class"])
-def test_a_crafted_model_is_refused_and_runs_nothing(saved_model: Path, tmp_path: Path, key: str,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_crafted_model_is_refused_and_runs_nothing(
+    saved_model: Path, tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker = tmp_path / "pwned"
     crafted = craft_model(saved_model, tmp_path / "model.zip", key, Payload(marker))
     assert main(["eval", str(crafted), "--env", ENV_ID, "--episodes", "1"]) == 2
@@ -50,15 +51,22 @@ def test_trust_pickle_is_the_explicit_way_to_load_anything(saved_model: Path, tm
 
 def test_user_objects_need_trust_or_custom_objects(tmp_path: Path) -> None:
     env = make_vec_env(ENV_ID, n_envs=2, seed=0)
-    model = RecurrentPPO("MlpGruPolicy", env, n_steps=8, batch_size=16, learning_rate=lambda progress: 1e-3 * progress,
-                         policy_kwargs={"hidden_size": 4})
+    model = RecurrentPPO(
+        "MlpGruPolicy",
+        env,
+        n_steps=8,
+        batch_size=16,
+        learning_rate=lambda progress: 1e-3 * progress,
+        policy_kwargs={"hidden_size": 4},
+    )
     model.save(tmp_path / "model.zip")
     with pytest.raises(UntrustedPickleError, match="learning_rate.*cloudpickle"):
         RecurrentPPO.load(tmp_path / "model.zip")
     trusted = RecurrentPPO.load(tmp_path / "model.zip", trust_pickle=True)
     assert trusted.lr_schedule(0.5) == pytest.approx(5e-4)
-    replaced = RecurrentPPO.load(tmp_path / "model.zip", custom_objects={"lr_schedule": lambda _: 0.0,
-                                                                        "learning_rate": 0.0})
+    replaced = RecurrentPPO.load(
+        tmp_path / "model.zip", custom_objects={"lr_schedule": lambda _: 0.0, "learning_rate": 0.0}
+    )
     assert replaced.lr_schedule(0.5) == 0.0
 
 
@@ -87,10 +95,13 @@ def test_a_crafted_statistics_file_in_a_run_is_refused(tmp_path: Path, capsys: p
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [
-    (eval, ("1 + 1",)),  # a builtin that runs code
-    (getattr, (os, "getcwd")),  # reaching a function through an allowed object
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        (eval, ("1 + 1",)),  # a builtin that runs code
+        (getattr, (os, "getcwd")),  # reaching a function through an allowed object
+    ],
+)
 def test_the_unpickler_refuses_calls_outside_its_allow_list(payload: tuple[Any, tuple[Any, ...]]) -> None:
     function, args = payload
 

@@ -14,8 +14,14 @@ from rlgru.harness.progress import TrainingProgressBar, steps_to_run
 
 def test_the_bar_ends_at_the_steps_that_really_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert steps_to_run(100_000, 256) == 100_096 and steps_to_run(512, 256) == 512
-    model = RecurrentPPO("MlpGruPolicy", make_vec_env("rlgru/TMaze-Easy-v0", n_envs=2, seed=0), n_steps=16,
-                         batch_size=32, n_epochs=1, policy_kwargs={"hidden_size": 4})
+    model = RecurrentPPO(
+        "MlpGruPolicy",
+        make_vec_env("rlgru/TMaze-Easy-v0", n_envs=2, seed=0),
+        n_steps=16,
+        batch_size=32,
+        n_epochs=1,
+        policy_kwargs={"hidden_size": 4},
+    )
     bar = TrainingProgressBar(steps_to_run(100, 32))
     model.learn(100, callback=bar)
     err = capsys.readouterr().err

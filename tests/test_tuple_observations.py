@@ -16,10 +16,12 @@ from rlgru.wrappers import needs_flattening
 from tests.fault_tools import write_config
 
 NESTED_SPACES: dict[str, spaces.Space] = {
-    "tuple of tuple": spaces.Tuple((spaces.Tuple((spaces.Box(-1, 1, (2,), np.float32), spaces.Discrete(3))),
-                                    spaces.MultiBinary(2))),
-    "dict in tuple": spaces.Tuple((spaces.Dict({"a": spaces.Discrete(2), "b": spaces.Box(0, 1, (1,), np.float32)}),
-                                   spaces.Discrete(4))),
+    "tuple of tuple": spaces.Tuple(
+        (spaces.Tuple((spaces.Box(-1, 1, (2,), np.float32), spaces.Discrete(3))), spaces.MultiBinary(2))
+    ),
+    "dict in tuple": spaces.Tuple(
+        (spaces.Dict({"a": spaces.Discrete(2), "b": spaces.Box(0, 1, (1,), np.float32)}), spaces.Discrete(4))
+    ),
     "three levels": spaces.Tuple((spaces.Tuple((spaces.Tuple((spaces.Discrete(2),)), spaces.MultiDiscrete([2, 3]))),)),
     "tuple in dict": spaces.Dict({"x": spaces.Tuple((spaces.Discrete(2), spaces.Box(-1, 1, (1,), np.float32)))}),
 }
@@ -61,9 +63,12 @@ def test_nested_spaces_train_save_and_predict_through_the_python_api(space: str,
 
 @pytest.mark.parametrize("space", ["tuple of tuple", "dict in tuple"])
 def test_nested_spaces_train_and_evaluate_through_rlgru_train(space: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path, env={"id": "tests.test_tuple_observations:CueInSpace",
-                                         "env_kwargs": {"space": space}},
-                          training={"total_timesteps": 64}, evaluation={"freq": 32, "episodes": 2})
+    config = write_config(
+        tmp_path,
+        env={"id": "tests.test_tuple_observations:CueInSpace", "env_kwargs": {"space": space}},
+        training={"total_timesteps": 64},
+        evaluation={"freq": 32, "episodes": 2},
+    )
     run_dir = tmp_path / "run"
     assert main(["train", str(config), "--run-dir", str(run_dir), "--no-progress"]) == 0
     assert main(["eval", str(run_dir), "--episodes", "2"]) == 0
@@ -72,8 +77,18 @@ def test_nested_spaces_train_and_evaluate_through_rlgru_train(space: str, tmp_pa
 def test_popgym_tuple_task_trains_and_evaluates(tmp_path: Path) -> None:
     pytest.importorskip("popgym")
     assert isinstance(gym.make("popgym-AutoencodeEasy-v0").observation_space, spaces.Tuple)
-    RecurrentPPO("MlpGruPolicy", "popgym-AutoencodeEasy-v0", n_steps=16, batch_size=16, n_epochs=1,
-                 policy_kwargs={"hidden_size": 4}).learn(32)
-    config = write_config(tmp_path, env={"id": "popgym-AutoencodeEasy-v0"}, training={"total_timesteps": 64},
-                          evaluation={"freq": 32, "episodes": 2})
+    RecurrentPPO(
+        "MlpGruPolicy",
+        "popgym-AutoencodeEasy-v0",
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        policy_kwargs={"hidden_size": 4},
+    ).learn(32)
+    config = write_config(
+        tmp_path,
+        env={"id": "popgym-AutoencodeEasy-v0"},
+        training={"total_timesteps": 64},
+        evaluation={"freq": 32, "episodes": 2},
+    )
     assert main(["train", str(config), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0

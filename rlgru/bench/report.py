@@ -23,8 +23,21 @@ from rlgru.cores.registry import core_names
 from rlgru.files import atomic_open, atomic_write_text
 
 RUN_COLUMNS = [
-    "task", "core", "seed", "timesteps", "final_return", "best_return", "normalized_return", "wall_seconds",
-    "steps_per_second", "params", "recurrent_params", "inference_latency_us", "peak_memory_mb", "status", "error",
+    "task",
+    "core",
+    "seed",
+    "timesteps",
+    "final_return",
+    "best_return",
+    "normalized_return",
+    "wall_seconds",
+    "steps_per_second",
+    "params",
+    "recurrent_params",
+    "inference_latency_us",
+    "peak_memory_mb",
+    "status",
+    "error",
 ]
 #: cores with hand-written claims about GRU (see ``_verdicts``); every other core gets a verdict computed from runs
 _CLAIMED_CORES = ("gru", "lstm", "rnn")
@@ -42,8 +55,14 @@ def load_results(out_dir: Path) -> list[dict[str, Any]]:
     for path in sorted((out_dir / "runs").glob("*/result.json")):
         result = read_result(path.parent)
         if result is None or any(result.get(key) is None for key in IDENTITY_FIELDS):
-            result = {"run_id": path.parent.name, "task": path.parent.name, "core": "?", "seed": -1,
-                      "status": "unreadable", "error": f"{path.name} is unreadable or names no run"}
+            result = {
+                "run_id": path.parent.name,
+                "task": path.parent.name,
+                "core": "?",
+                "seed": -1,
+                "status": "unreadable",
+                "error": f"{path.name} is unreadable or names no run",
+            }
         results.append(result)
     return results
 
@@ -174,8 +193,9 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     for task in tasks:
         info = next(((r.get("task_info") or {}) for r in ok if r["task"] == task), {})
         horizon = info.get("horizon") or ""
-        bounds = " | ".join("-" if info.get(key) is None else f"{info[key]:.3g}"
-                            for key in ("optimal_return", "memoryless_return"))
+        bounds = " | ".join(
+            "-" if info.get(key) is None else f"{info[key]:.3g}" for key in ("optimal_return", "memoryless_return")
+        )
         cells = []
         for core in cores:
             values = raw.get(core, {}).get(task)
@@ -194,15 +214,26 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
 
     comparisons = _comparisons(scores, _horizons(ok), n_resamples, cores)
     if comparisons:
-        lines += ["", "## Probability of improvement", "",
-                  "P(X > Y): chance that a run of X beats a run of Y on a task drawn at random (0.5 = no difference).",
-                  "", "| comparison | tasks | P(X > Y) | 95% CI |", "|---|---|---:|---|"]
+        lines += [
+            "",
+            "## Probability of improvement",
+            "",
+            "P(X > Y): chance that a run of X beats a run of Y on a task drawn at random (0.5 = no difference).",
+            "",
+            "| comparison | tasks | P(X > Y) | 95% CI |",
+            "|---|---|---:|---|",
+        ]
         for (x, y, subset), (point, low, high) in comparisons.items():
             lines.append(f"| {x} > {y} | {subset} | {point:.2f} | [{low:.2f}, {high:.2f}] |")
 
-    lines += ["", "## Cost per core", "",
-              "| core | recurrent params | total params | training steps/s (median) | inference latency µs/step "
-              "(median) | peak memory MB (median) |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Cost per core",
+        "",
+        "| core | recurrent params | total params | training steps/s (median) | inference latency µs/step "
+        "(median) | peak memory MB (median) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for core in cores:
         runs = [r for r in ok if r["core"] == core]
         lines.append(
@@ -217,13 +248,21 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
         lines += [f"![{task}]({path.name})" for task, path in plots.items()]
     if failed:
         lines += ["", "## Failed runs", ""]
-        lines += [f"- {r['task']} / {r['core']} / seed {r['seed']}: {r.get('error') or 'unknown error'}"
-                  for r in failed]
+        lines += [
+            f"- {r['task']} / {r['core']} / seed {r['seed']}: {r.get('error') or 'unknown error'}" for r in failed
+        ]
     if unfinished:
-        lines += ["", "## Unfinished runs", "", "Trained, but their results lack figures (shown as - above); the next "
-                  "`rlgru bench` on this suite runs them again.", ""]
-        lines += [f"- {r['task']} / {r['core']} / seed {r['seed']}: no {', '.join(missing_fields(r))}"
-                  for r in unfinished]
+        lines += [
+            "",
+            "## Unfinished runs",
+            "",
+            "Trained, but their results lack figures (shown as - above); the next "
+            "`rlgru bench` on this suite runs them again.",
+            "",
+        ]
+        lines += [
+            f"- {r['task']} / {r['core']} / seed {r['seed']}: no {', '.join(missing_fields(r))}" for r in unfinished
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -265,7 +304,9 @@ def _comparison_pairs(cores: list[str]) -> list[tuple[str, str]]:
 
 
 def _comparisons(
-    scores: dict[str, dict[str, np.ndarray]], horizons: dict[str, str], n_resamples: int,
+    scores: dict[str, dict[str, np.ndarray]],
+    horizons: dict[str, str],
+    n_resamples: int,
     cores: list[str] | None = None,
 ) -> dict[tuple[str, str, str], tuple[float, float, float]]:
     """P(X > Y) with its CI over all tasks, and over each horizon class when the suite has more than one."""
@@ -282,7 +323,9 @@ def _comparisons(
             if not tasks:
                 continue
             out[(x, y, name)] = stratified_bootstrap_ci(
-                probability_of_improvement, {t: scores[x][t] for t in tasks}, {t: scores[y][t] for t in tasks},
+                probability_of_improvement,
+                {t: scores[x][t] for t in tasks},
+                {t: scores[y][t] for t in tasks},
                 n_resamples=n_resamples,
             )
     return out
@@ -299,13 +342,17 @@ def _verdicts(
         by_core[r["core"]].append(r)
     gru_p, lstm_p = (_median_value(by_core.get(core, []), "recurrent_params") for core in ("gru", "lstm"))
     if gru_p is not None and lstm_p:
-        verdicts.append(f"**Fewer parameters: supported.** The GRU core has {gru_p / lstm_p:.2f}× the LSTM core's "
-                        f"recurrent parameters ({gru_p:.0f} vs {lstm_p:.0f}): three gate blocks instead of four.")
+        verdicts.append(
+            f"**Fewer parameters: supported.** The GRU core has {gru_p / lstm_p:.2f}× the LSTM core's "
+            f"recurrent parameters ({gru_p:.0f} vs {lstm_p:.0f}): three gate blocks instead of four."
+        )
     gru_s, lstm_s = (_median_value(by_core.get(core, []), "steps_per_second") for core in ("gru", "lstm"))
     if gru_s is not None and lstm_s:
         word = "supported" if gru_s > lstm_s * 1.05 else ("not supported" if gru_s < lstm_s * 0.95 else "a tie")
-        verdicts.append(f"**Faster: {word}.** Median training throughput GRU {gru_s:.0f} vs LSTM {lstm_s:.0f} steps/s "
-                        f"({gru_s / lstm_s:.2f}×) on this machine, same runs as above.")
+        verdicts.append(
+            f"**Faster: {word}.** Median training throughput GRU {gru_s:.0f} vs LSTM {lstm_s:.0f} steps/s "
+            f"({gru_s / lstm_s:.2f}×) on this machine, same runs as above."
+        )
     # "as good as LSTM when the context is not very long": judged where it is not long, if the suite says
     subset = "short horizon" if ("gru", "lstm", "short horizon") in comparisons else "all"
     gl = comparisons.get(("gru", "lstm", subset))
@@ -332,12 +379,17 @@ def _verdicts(
         long_tasks = sorted({r["task"] for r in results if (r.get("task_info") or {}).get("horizon") == "long"})
         detail = ""
         if long_tasks and "gru" in scores and "rnn" in scores:
-            gaps = [f"{t}: GRU IQM {iqm(scores['gru'][t]):.2f} vs RNN {iqm(scores['rnn'][t]):.2f}"
-                    for t in long_tasks if t in scores["gru"] and t in scores["rnn"]]
+            gaps = [
+                f"{t}: GRU IQM {iqm(scores['gru'][t]):.2f} vs RNN {iqm(scores['rnn'][t]):.2f}"
+                for t in long_tasks
+                if t in scores["gru"] and t in scores["rnn"]
+            ]
             detail = " Long-horizon tasks (normalised): " + "; ".join(gaps) + "."
         where = "the long-horizon tasks" if subset != "all" else "all tasks (none is marked long-horizon)"
-        verdicts.append(f"**Better gradient flow than a plain RNN: {word}.** P(GRU > RNN) = {point:.2f} "
-                        f"[{low:.2f}, {high:.2f}] over {where}.{detail}")
+        verdicts.append(
+            f"**Better gradient flow than a plain RNN: {word}.** P(GRU > RNN) = {point:.2f} "
+            f"[{low:.2f}, {high:.2f}] over {where}.{detail}"
+        )
     if by_core.get("gru"):
         others = [c for c in _order_cores(by_core) if c not in (*_CLAIMED_CORES, REFERENCE_CORE)]
         verdicts += [_versus_gru(core, by_core, comparisons) for core in others]
@@ -345,7 +397,8 @@ def _verdicts(
 
 
 def _versus_gru(
-    core: str, by_core: dict[str, list[dict[str, Any]]],
+    core: str,
+    by_core: dict[str, list[dict[str, Any]]],
     comparisons: dict[tuple[str, str, str], tuple[float, float, float]],
 ) -> str:
     """A core nobody wrote a claim for, judged against GRU on returns and cost, from the runs alone."""
@@ -355,8 +408,11 @@ def _versus_gru(
         returns = f"Returns: - (no normalised scores shared with GRU); P({core} > GRU) unknown."
     else:
         returns = f"Returns: {_against_gru(core, overall, 'over all tasks')}"
-        per_class = [_against_gru(core, ci, f"on the {s.removesuffix(' horizon')}-horizon tasks")
-                     for s, ci in subsets if s != "all"]
+        per_class = [
+            _against_gru(core, ci, f"on the {s.removesuffix(' horizon')}-horizon tasks")
+            for s, ci in subsets
+            if s != "all"
+        ]
         returns += ("; " + "; ".join(per_class) + ".") if per_class else "."
     costs = [_cost_ratio(by_core[core], by_core["gru"], *spec) for spec in _COST_RATIOS]
     return f"**{core} vs GRU.** {returns} Cost, median {core} / median GRU: " + "; ".join(costs) + "."

@@ -17,8 +17,15 @@ RESULT_FILE = "result.json"
 #: what identifies a run in the report's tables
 IDENTITY_FIELDS = ("task", "core", "seed")
 #: figures a finished run's result must have (the report's tables and verdicts read them)
-REQUIRED_FIELDS = ("timesteps", "final_return", "wall_seconds", "steps_per_second", "params", "recurrent_params",
-                   "inference_latency_us")
+REQUIRED_FIELDS = (
+    "timesteps",
+    "final_return",
+    "wall_seconds",
+    "steps_per_second",
+    "params",
+    "recurrent_params",
+    "inference_latency_us",
+)
 
 
 def missing_fields(result: dict[str, Any] | None) -> list[str]:
@@ -50,5 +57,12 @@ def read_result(run_path: Path) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else None
 
 
-__all__ = ["IDENTITY_FIELDS", "REQUIRED_FIELDS", "RESULT_FILE", "is_complete", "missing_fields", "read_result",
-           "write_result"]
+__all__ = [
+    "IDENTITY_FIELDS",
+    "REQUIRED_FIELDS",
+    "RESULT_FILE",
+    "is_complete",
+    "missing_fields",
+    "read_result",
+    "write_result",
+]

@@ -80,8 +80,9 @@ def _train_and_measure(spec: RunSpec, run: RunDir) -> dict[str, Any]:
             elif child.name != LOCK_FILE:
                 child.unlink()
     with (run.path / LOG_FILE).open("a") as log:
-        outcome = train(spec.config, run, resume=resume, progress=False,
-                        report=lambda line: print(line, file=log, flush=True))
+        outcome = train(
+            spec.config, run, resume=resume, progress=False, report=lambda line: print(line, file=log, flush=True)
+        )
     timing = recorded_timing(run.training_time_csv)
     model = load_agent(run.model, device="cpu", implementation=spec.config.algorithm.implementation)
     final = outcome.evaluation.mean if outcome.evaluation else None
@@ -93,8 +94,11 @@ def _train_and_measure(spec: RunSpec, run: RunDir) -> dict[str, Any]:
         "final_return_std": outcome.evaluation.std if outcome.evaluation else None,
         "wall_seconds": outcome.wall_seconds,
         # over every process that trained the run (training_time.csv), evaluation left out
-        "steps_per_second": (timing.timed_steps / timing.train_seconds
-                             if timing and timing.timed_steps > 0 and timing.train_seconds else None),
+        "steps_per_second": (
+            timing.timed_steps / timing.train_seconds
+            if timing and timing.timed_steps > 0 and timing.train_seconds
+            else None
+        ),
         "resumed_from": outcome.resumed_from,
         "curve": _curve(run, outcome.timesteps, final),
         **_parameter_counts(model),

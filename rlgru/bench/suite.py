@@ -53,8 +53,10 @@ class SuiteTask(StrictModel):
     budgets: list[Annotated[int, Field(gt=0)]] | None = Field(
         default=None, description="total_timesteps values; None: base.training.total_timesteps"
     )
-    horizon: str | None = Field(default=None, description="how long the memory must last; 'long' marks the tasks "
-                                "the report uses to judge gradient flow")
+    horizon: str | None = Field(
+        default=None,
+        description="how long the memory must last; 'long' marks the tasks the report uses to judge gradient flow",
+    )
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -70,8 +72,11 @@ class SuiteConfig(StrictModel):
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     tasks: list[SuiteTask] = Field(min_length=1)
-    cores: list[Annotated[str, AfterValidator(_known_core)]] = Field(default_factory=core_names, min_length=1,
-                             description="registered core names or module:Class paths; default: every registered core")
+    cores: list[Annotated[str, AfterValidator(_known_core)]] = Field(
+        default_factory=core_names,
+        min_length=1,
+        description="registered core names or module:Class paths; default: every registered core",
+    )
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     reference: ReferenceConfig | None = None
 
@@ -104,8 +109,15 @@ class RunSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, so a run can be shipped to a worker process or a Ray node."""
-        return {"run_id": self.run_id, "task": self.task, "core": self.core, "seed": self.seed,
-                "budget": self.budget, "horizon": self.horizon, "config": self.config.model_dump(mode="json")}
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "core": self.core,
+            "seed": self.seed,
+            "budget": self.budget,
+            "horizon": self.horizon,
+            "config": self.config.model_dump(mode="json"),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
@@ -133,8 +145,17 @@ def expand(suite: SuiteConfig, where: str | Path = "suite") -> list[RunSpec]:
                 for core in [*suite.cores, *([REFERENCE_CORE] if _has_reference(suite, task, seed) else [])]:
                     config = _run_config(suite, task, core, seed, budget, where)
                     label = task.name if len(budgets) == 1 else f"{task.name}@{_short(config.training.total_timesteps)}"
-                    runs.append(RunSpec(f"{label}-{run_label(core)}-s{seed}", label, core, seed,
-                                        config.training.total_timesteps, task.horizon, config))
+                    runs.append(
+                        RunSpec(
+                            f"{label}-{run_label(core)}-s{seed}",
+                            label,
+                            core,
+                            seed,
+                            config.training.total_timesteps,
+                            task.horizon,
+                            config,
+                        )
+                    )
     return runs
 
 
@@ -184,5 +205,14 @@ def run_label(core: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", core.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
 
 
-__all__ = ["REFERENCE_CORE", "run_label", "ReferenceConfig", "RunSpec", "SuiteConfig", "SuiteTask", "deep_merge",
-           "expand", "load_suite"]
+__all__ = [
+    "REFERENCE_CORE",
+    "run_label",
+    "ReferenceConfig",
+    "RunSpec",
+    "SuiteConfig",
+    "SuiteTask",
+    "deep_merge",
+    "expand",
+    "load_suite",
+]

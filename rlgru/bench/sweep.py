@@ -54,8 +54,11 @@ def plan(suite_path: Path, out_dir: Path) -> tuple[list[RunSpec], list[RunSpec]]
         run = run_dir_of(out_dir, spec.run_id)
         changed = config_mismatch(run, spec)
         if changed:
-            raise HarnessError(f"holds run {spec.run_id} trained with a different config ({', '.join(changed[:5])}); "
-                               "choose another --out or delete that run", where=out_dir)
+            raise HarnessError(
+                f"holds run {spec.run_id} trained with a different config ({', '.join(changed[:5])}); "
+                "choose another --out or delete that run",
+                where=out_dir,
+            )
         if not is_complete(read_result(run.path)):
             pending.append(spec)
     return runs, pending
@@ -76,8 +79,14 @@ def run_sweep(
         return _run_sweep(suite_path, out_dir, backend, workers, address, on_result)
 
 
-def _run_sweep(suite_path: Path, out_dir: Path, backend: Backend, workers: int | None, address: str | None,
-               on_result: OnResult | None) -> SweepOutcome:
+def _run_sweep(
+    suite_path: Path,
+    out_dir: Path,
+    backend: Backend,
+    workers: int | None,
+    address: str | None,
+    on_result: OnResult | None,
+) -> SweepOutcome:
     runs, pending = plan(suite_path, out_dir)
     if suite_path.resolve() != (out_dir / "suite.yaml").resolve():
         atomic_write_bytes(out_dir / "suite.yaml", suite_path.read_bytes())
@@ -85,8 +94,11 @@ def _run_sweep(suite_path: Path, out_dir: Path, backend: Backend, workers: int |
     outcome = SweepOutcome(out_dir, total=len(runs), skipped=len(runs) - len(pending))
     started = time.perf_counter()
     previous = _previous_wall(out_dir)
-    results = _ray_results(pending, out_dir, workers, address) if backend == "ray" else _local_results(
-        pending, out_dir, workers)
+    results = (
+        _ray_results(pending, out_dir, workers, address)
+        if backend == "ray"
+        else _local_results(pending, out_dir, workers)
+    )
     try:
         for result in results:
             outcome.completed.append(result)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {"HarnessError": "rlgru.harness.errors", "RunConfig": "rlgru.harness.config",
-         "load_config": "rlgru.harness.config"}
+_LAZY = {
+    "HarnessError": "rlgru.harness.errors",
+    "RunConfig": "rlgru.harness.config",
+    "load_config": "rlgru.harness.config",
+}
 
 __all__ = ["HarnessError", "RunConfig", "load_config"]
 

@@ -34,7 +34,7 @@ _EXTRACTOR_PREFIX = {"mlp": "Mlp", "cnn": "Cnn", "multi_input": "MultiInput"}
 def to_schedule(value: float | str) -> float | LinearSchedule:
     """A constant, or ``lin_<x>``: linear decay from ``x`` at the start of training to 0 at the end."""
     if isinstance(value, str) and value.startswith(LINEAR_PREFIX):
-        return LinearSchedule(float(value[len(LINEAR_PREFIX):]), 0.0, 1.0)
+        return LinearSchedule(float(value[len(LINEAR_PREFIX) :]), 0.0, 1.0)
     return float(value)
 
 

@@ -26,13 +26,20 @@ from rlgru.harness.run_logs import append_row
 
 class UpdateCheckpointCallback(CheckpointCallback):
     """``CheckpointCallback`` (same file names, VecNormalize statistics included) fired after each update
-    once ``save_freq`` more timesteps (summed over envs) have passed; ``after_save(steps)`` runs after each save."""
+    once ``save_freq`` more timesteps (summed over envs) have passed. ``before_save(steps)`` runs before each save:
+    what it logs for step N is on disk before checkpoint N is, so resuming from N never lacks it."""
 
-    def __init__(self, save_freq: int, save_path: Path, name_prefix: str = "model", verbose: int = 0,
-                 after_save: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        save_freq: int,
+        save_path: Path,
+        name_prefix: str = "model",
+        verbose: int = 0,
+        before_save: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(save_freq, str(save_path), name_prefix=name_prefix, save_vecnormalize=True, verbose=verbose)
         self._next_save: int | None = None
-        self.after_save = after_save
+        self.before_save = before_save
 
     def _on_training_start(self) -> None:
         self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
@@ -48,9 +55,9 @@ class UpdateCheckpointCallback(CheckpointCallback):
             self._next_save = (self.num_timesteps // self.save_freq + 1) * self.save_freq
 
     def save_now(self) -> None:
+        if self.before_save is not None:
+            self.before_save(self.num_timesteps)
         save_checkpoint(self.model, Path(self.save_path), self.name_prefix)
-        if self.after_save is not None:
-            self.after_save(self.num_timesteps)
 
 
 def save_checkpoint(model: BaseAlgorithm, directory: Path, name_prefix: str = "model") -> Path:
@@ -105,14 +112,20 @@ class PeriodicEvalCallback(BaseCallback):
         if training_normalize is not None:
             copy_normalization(training_normalize, self.eval_env)
         result = run_episodes(self.model, self.eval_env, self.n_episodes, deterministic=self.deterministic)
-        values = {"eval/mean_reward": result.mean, "eval/std_reward": result.std,
-                  "eval/mean_ep_length": sum(result.lengths) / max(len(result.lengths), 1)}
+        values = {
+            "eval/mean_reward": result.mean,
+            "eval/std_reward": result.std,
+            "eval/mean_ep_length": sum(result.lengths) / max(len(result.lengths), 1),
+        }
         # Written now, at the step it belongs to (SB3 would hold it until the next dump, a rollout later, and lose it
         # if the process died in between), and before this step's checkpoint.
         for output in self.logger.output_formats:
             output.write(values, dict.fromkeys(values), self.num_timesteps)
-        append_row(self.csv_path, EVALUATION_COLUMNS,
-                   [self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)])
+        append_row(
+            self.csv_path,
+            EVALUATION_COLUMNS,
+            [self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)],
+        )
         self.seconds += time.perf_counter() - started
 
 

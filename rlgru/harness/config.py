@@ -40,7 +40,7 @@ def _parse_schedule(value: Any) -> float | str:
     text = value.strip() if isinstance(value, str) else value
     linear = isinstance(text, str) and text.startswith(LINEAR_PREFIX)
     try:
-        number = float(text[len(LINEAR_PREFIX):] if linear else text)
+        number = float(text[len(LINEAR_PREFIX) :] if linear else text)
     except (TypeError, ValueError):
         raise ValueError(f"expected a positive number or '{LINEAR_PREFIX}<number>', got {value!r}") from None
     if not number > 0:
@@ -192,8 +192,8 @@ class GuardConfig(StrictModel):
 
     finite: bool = Field(default=True, description="stop on a non-finite reward, observation, loss or weight")
     max_weight_growth: Annotated[float, Field(gt=1)] | None = Field(
-        default=100.0, description="stop when the weights' norm grows this many times over its value at the start; "
-        "None: never"
+        default=100.0,
+        description="stop when the weights' norm grows this many times over its value at the start; None: never",
     )
 
 
@@ -240,9 +240,11 @@ class RunConfig(StrictModel):
         """PPO's minibatches are cut from one rollout: a larger batch_size would be shrunk without a word."""
         rollout = self.env.n_envs * self.algorithm.n_steps
         if self.algorithm.batch_size > rollout:
-            raise ValueError(f"algorithm.batch_size {self.algorithm.batch_size} is larger than a rollout (env.n_envs "
-                             f"{self.env.n_envs} x algorithm.n_steps {self.algorithm.n_steps} = {rollout}); lower it "
-                             "or collect longer rollouts")
+            raise ValueError(
+                f"algorithm.batch_size {self.algorithm.batch_size} is larger than a rollout (env.n_envs "
+                f"{self.env.n_envs} x algorithm.n_steps {self.algorithm.n_steps} = {rollout}); lower it "
+                "or collect longer rollouts"
+            )
         return self
 
     @model_validator(mode="after")
@@ -251,17 +253,23 @@ class RunConfig(StrictModel):
         LSTM that only the policy loss trains."""
         if self.algorithm.implementation != "sb3-contrib":
             return self
-        wrong = [f"{key} is {value!r}" for key, value, allowed in (
-            ("policy.core", self.policy.core, "lstm"),
-            ("policy.hidden_reset", self.policy.hidden_reset, "episode"),
-            ("algorithm.max_seq_len", self.algorithm.max_seq_len, None),
-        ) if value != allowed]
+        wrong = [
+            f"{key} is {value!r}"
+            for key, value, allowed in (
+                ("policy.core", self.policy.core, "lstm"),
+                ("policy.hidden_reset", self.policy.hidden_reset, "episode"),
+                ("algorithm.max_seq_len", self.algorithm.max_seq_len, None),
+            )
+            if value != allowed
+        ]
         if self.policy.shared_core and self.policy.critic_trains_core:
             wrong.append("policy.critic_trains_core is True with policy.shared_core")
         if wrong:
-            raise ValueError("algorithm.implementation sb3-contrib needs policy.core lstm, policy.hidden_reset "
-                             "episode, no algorithm.max_seq_len and, with policy.shared_core, policy.critic_trains_core"
-                             f" false (its shared LSTM is not trained by the value loss); here {', '.join(wrong)}")
+            raise ValueError(
+                "algorithm.implementation sb3-contrib needs policy.core lstm, policy.hidden_reset "
+                "episode, no algorithm.max_seq_len and, with policy.shared_core, policy.critic_trains_core"
+                f" false (its shared LSTM is not trained by the value loss); here {', '.join(wrong)}"
+            )
         return self
 
 
@@ -302,8 +310,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise HarnessError(f"expected a mapping of config sections at the top level, got {type(data).__name__}",
-                           where=path)
+        raise HarnessError(
+            f"expected a mapping of config sections at the top level, got {type(data).__name__}", where=path
+        )
     return data
 
 

@@ -128,8 +128,9 @@ def check_env_spec(spec: EnvSpec, where: str = "env") -> gym.Space:
     try:
         env = spec.make_base()
     except Exception as error:  # noqa: BLE001 - any constructor failure is bad user input here
-        raise HarnessError(f"cannot build {spec.env_id!r} with these arguments: {_short(error)}",
-                           where=f"{where}.env_kwargs") from None
+        raise HarnessError(
+            f"cannot build {spec.env_id!r} with these arguments: {_short(error)}", where=f"{where}.env_kwargs"
+        ) from None
     try:
         for index, (name, kwargs) in enumerate(spec.wrappers):
             try:

@@ -46,8 +46,11 @@ def resolve_target(target: Path, env_id: str | None = None) -> EvalTarget:
             skipped += passed_over
             if not checkpoints:
                 what = "no readable model.zip" if problem is not None else "no model.zip"
-                raise HarnessError(f"{what} and no readable checkpoint: nothing to evaluate"
-                                   + "".join(f"; {skip}" for skip in skipped), where=target)
+                raise HarnessError(
+                    f"{what} and no readable checkpoint: nothing to evaluate"
+                    + "".join(f"; {skip}" for skip in skipped),
+                    where=target,
+                )
             model = checkpoints[0].model
     elif target.is_file():
         model = target
@@ -65,8 +68,9 @@ def resolve_target(target: Path, env_id: str | None = None) -> EvalTarget:
         assert run is not None
         vecnormalize = checkpoint_vecnormalize(model) or (run.vecnormalize if model == run.model else None)
         if vecnormalize is None or not vecnormalize.is_file():
-            raise HarnessError("the run normalises observations but no VecNormalize statistics match this model",
-                               where=model)
+            raise HarnessError(
+                "the run normalises observations but no VecNormalize statistics match this model", where=model
+            )
     return EvalTarget(model, config, config.env, vecnormalize, run, tuple(skipped))
 
 

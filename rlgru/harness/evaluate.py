@@ -96,8 +96,9 @@ def run_episodes(
         resets = natural_resets.copy()
         if reset_every is not None:
             resets |= carried % reset_every == 0
-        actions, next_state = model.predict(observations, state=state, episode_start=resets,
-                                            deterministic=deterministic)
+        actions, next_state = model.predict(
+            observations, state=state, episode_start=resets, deterministic=deterministic
+        )
         observations, rewards, dones, infos = env.step(actions)
         if observer is not None:
             observer(next_state, rewards, dones)

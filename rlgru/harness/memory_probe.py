@@ -102,8 +102,10 @@ def memory_horizon(
     env.seed(seed)
     carried = run_episodes(model, env, n_episodes, deterministic=deterministic)
     ks = sorted(set(k_values)) if k_values is not None else default_k_values(carried.longest_memory)
-    report(f"memory probe: carried state {carried.mean:.3f} ({n_episodes} episodes, "
-           f"{time.perf_counter() - started:.0f} s); next k = {', '.join(map(str, ks))}")
+    report(
+        f"memory probe: carried state {carried.mean:.3f} ({n_episodes} episodes, "
+        f"{time.perf_counter() - started:.0f} s); next k = {', '.join(map(str, ks))}"
+    )
     points: dict[int, EvalResult] = {}
     for index, k in enumerate(ks, start=1):
         env.seed(seed)

@@ -32,8 +32,9 @@ def plot_memory_horizon(curve: dict[str, Any], path: Path, title: str) -> Path:
     if curve.get("memoryless_return") is not None:
         axes.axhline(curve["memoryless_return"], color="C3", linestyle=":", label="best memoryless policy")
     if curve.get("memory_horizon") is not None:
-        axes.axvline(curve["memory_horizon"], color="grey", linewidth=0.8,
-                     label=f"horizon: k = {curve['memory_horizon']}")
+        axes.axvline(
+            curve["memory_horizon"], color="grey", linewidth=0.8, label=f"horizon: k = {curve['memory_horizon']}"
+        )
     axes.set_xscale("log", base=2)
     axes.set_xticks(ks, [str(k) for k in ks])
     axes.set_xlabel("k: recurrent state zeroed every k steps (k = 1: no memory)")

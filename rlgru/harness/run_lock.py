@@ -68,10 +68,15 @@ def _acquire(lock_path: Path, run_path: Path, what: str, hint: str) -> int:
         holder = os.pread(descriptor, 512, 0).decode(errors="replace").strip()
         os.close(descriptor)
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise RunInUseError(f"another rlgru process is writing this {what} ({holder or 'holder unknown'}); "
-                                f"wait for it to end or {hint}", where=run_path) from None
-        print(f"warning: cannot lock {lock_path} ({error.strerror}); not guarding against a second writer",
-              file=sys.stderr)
+            raise RunInUseError(
+                f"another rlgru process is writing this {what} ({holder or 'holder unknown'}); "
+                f"wait for it to end or {hint}",
+                where=run_path,
+            ) from None
+        print(
+            f"warning: cannot lock {lock_path} ({error.strerror}); not guarding against a second writer",
+            file=sys.stderr,
+        )
         return os.open(lock_path, os.O_RDONLY)
     os.ftruncate(descriptor, 0)
     started = time.strftime("%Y-%m-%d %H:%M:%S")

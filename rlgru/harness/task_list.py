@@ -29,8 +29,10 @@ class TaskRow:
             "presets": self.presets,
             "category": self.category,
             "summary": self.summary,
-            "references": {level: {"optimal_return": opt, "memoryless_return": mem}
-                           for level, (opt, mem) in self.references.items()},
+            "references": {
+                level: {"optimal_return": opt, "memoryless_return": mem}
+                for level, (opt, mem) in self.references.items()
+            },
             "returns_exact": self.exact,
         }
 
@@ -48,8 +50,18 @@ def registered_tasks() -> list[TaskRow]:
         for level in spec.presets:
             kwargs = spec.kwargs(level)
             references[level] = (spec.optimal_return(**kwargs), spec.memoryless_return(**kwargs))
-        rows.append(TaskRow(spec.name, spec.env_id, spec.knob, dict(spec.presets), spec.category, spec.summary,
-                            references, spec.returns_exact))
+        rows.append(
+            TaskRow(
+                spec.name,
+                spec.env_id,
+                spec.knob,
+                dict(spec.presets),
+                spec.category,
+                spec.summary,
+                references,
+                spec.returns_exact,
+            )
+        )
         covered.update(spec.ids)
     for env_id, env_spec in sorted(gym.registry.items()):
         if env_id.startswith(NAMESPACE_PREFIX) and env_id not in covered:

@@ -45,7 +45,7 @@ from rlgru.harness.evaluate import EvalResult, run_episodes
 from rlgru.harness.progress import TrainingProgressBar, steps_to_run
 from rlgru.harness.references import task_reference
 from rlgru.harness.run_dir import CHECKPOINT_PREFIX, TB_LOG_NAME, RunDir
-from rlgru.harness.run_lock import claim_run
+from rlgru.harness.run_lock import LOCK_FILE, claim_run
 from rlgru.harness.run_logs import tensorboard_logger, truncate_rows
 from rlgru.harness.training_time import TrainingClock
 
@@ -76,11 +76,15 @@ def prepare_resume(run: RunDir, requested: RunConfig) -> RunConfig:
     if not run.config.is_file():
         raise HarnessError("no config.yaml: not a run directory to resume", where=run.path)
     saved = validate_config(read_yaml_mapping(run.config), where=run.config)
-    changed = [key for key in differing_keys(config_to_dict(saved), config_to_dict(requested))
-               if key not in RESUMABLE_CHANGES]
+    changed = [
+        key for key in differing_keys(config_to_dict(saved), config_to_dict(requested)) if key not in RESUMABLE_CHANGES
+    ]
     if changed:
-        raise HarnessError(f"the config differs from the run's config.yaml at {', '.join(changed)}; "
-                           "resume with the run's own config or start a new run", where=run.path)
+        raise HarnessError(
+            f"the config differs from the run's config.yaml at {', '.join(changed)}; "
+            "resume with the run's own config or start a new run",
+            where=run.path,
+        )
     return requested
 
 
@@ -101,36 +105,59 @@ def train(
     """
     if config.training.torch_threads is not None:
         torch.set_num_threads(config.training.torch_threads)
-    created = not run.path.exists()
     with claim_run(run.path):
         if not resume and run.config.exists():
-            raise HarnessError("already holds a run; pass --resume to continue it, or choose another --run-dir",
-                               where=run.path)
+            raise HarnessError(
+                "already holds a run; pass --resume to continue it, or choose another --run-dir", where=run.path
+            )
         try:
             env = make_env(config.env, seed=config.seed)
         except HarnessError as error:
-            if created:
-                shutil.rmtree(run.path, ignore_errors=True)  # nothing of the run was written yet
+            if all(child.name == LOCK_FILE for child in run.path.iterdir()):
+                shutil.rmtree(run.path, ignore_errors=True)  # nothing of the run was written: leave no empty run
             raise error.within(source) from None
         if config.training.guard.finite:
             env = VecCheckFinite(env, config.env.id)
         try:
-            return _train(config, run, env, resume=resume, progress=progress, source=source, report=report,
-                          trust_pickle=trust_pickle)
+            return _train(
+                config,
+                run,
+                env,
+                resume=resume,
+                progress=progress,
+                source=source,
+                report=report,
+                trust_pickle=trust_pickle,
+            )
         finally:
             env.close()
 
 
-def _train(config: RunConfig, run: RunDir, env: VecEnv, *, resume: bool, progress: bool, source: str | Path,
-           report: Report, trust_pickle: bool) -> TrainOutcome:
+def _train(
+    config: RunConfig,
+    run: RunDir,
+    env: VecEnv,
+    *,
+    resume: bool,
+    progress: bool,
+    source: str | Path,
+    report: Report,
+    trust_pickle: bool,
+) -> TrainOutcome:
     if resume:
         model, clock = _resumed_agent(config, run, env, source, report, trust_pickle)
     else:
         model, clock = _new_agent(config, run, env, source), TrainingClock(run.training_time_csv)
     resumed_from = model.num_timesteps
     remaining = config.training.total_timesteps - model.num_timesteps
-    model.set_logger(tensorboard_logger(run.tensorboard, TB_LOG_NAME, verbose=config.training.verbose,
-                                        resume_step=model.num_timesteps if resume else None))
+    model.set_logger(
+        tensorboard_logger(
+            run.tensorboard,
+            TB_LOG_NAME,
+            verbose=config.training.verbose,
+            resume_step=model.num_timesteps if resume else None,
+        )
+    )
     report(f"run directory: {run.path}")
     started = time.perf_counter()
     callbacks: list[BaseCallback] = []
@@ -143,8 +170,14 @@ def _train(config: RunConfig, run: RunDir, env: VecEnv, *, resume: bool, progres
             bar = TrainingProgressBar(steps_to_run(remaining, model.n_envs * model.n_steps))
             callbacks.append(bar)
         try:
-            model.learn(remaining, callback=callbacks, log_interval=config.training.log_interval,
-                        tb_log_name=TB_LOG_NAME, reset_num_timesteps=not resume, progress_bar=False)
+            model.learn(
+                remaining,
+                callback=callbacks,
+                log_interval=config.training.log_interval,
+                tb_log_name=TB_LOG_NAME,
+                reset_num_timesteps=not resume,
+                progress_bar=False,
+            )
         except DivergenceError as error:
             raise RunDivergedError(f"{error}; {_kept(run)}") from None
         finally:
@@ -162,14 +195,25 @@ def _train(config: RunConfig, run: RunDir, env: VecEnv, *, resume: bool, progres
     if remaining > 0:
         done = model.num_timesteps - resumed_from
         rounded = f" ({remaining} asked, rounded up to whole rollouts)" if done != remaining else ""
-        report(f"trained {done} timesteps{rounded} in {wall:.2f} s ({done / max(wall, 1e-9):.0f} steps/s); "
-               f"total {model.num_timesteps}")
+        report(
+            f"trained {done} timesteps{rounded} in {wall:.2f} s ({done / max(wall, 1e-9):.0f} steps/s); "
+            f"total {model.num_timesteps}"
+        )
     evaluation, reference = final_evaluation(config, model, run)
     report(describe_result(evaluation, reference))
     report(f"saved {run.model.name} and {run.eval_json.name} in {run.path}")
     timing = clock.totals()
-    return TrainOutcome(run, model.num_timesteps, wall, evaluation, reference, eval_seconds, resumed_from,
-                        timing.train_seconds, timing.timed_steps)
+    return TrainOutcome(
+        run,
+        model.num_timesteps,
+        wall,
+        evaluation,
+        reference,
+        eval_seconds,
+        resumed_from,
+        timing.train_seconds,
+        timing.timed_steps,
+    )
 
 
 def _new_agent(config: RunConfig, run: RunDir, env: VecEnv, source: str | Path) -> RecurrentPPO:
@@ -211,8 +255,9 @@ def _resumed_agent(
         os.replace(skip.path, skip.path.with_name(skip.path.name + ".unreadable"))
     if model is None:
         report(f"no readable checkpoint in {run.checkpoints} and no readable model.zip: training from step 0")
-        model = build_agent(config, normalize_env(env, config.env, config.algorithm.gamma), run.tensorboard,
-                            where=source)
+        model = build_agent(
+            config, normalize_env(env, config.env, config.algorithm.gamma), run.tensorboard, where=source
+        )
     else:
         report(f"resuming from {model_path} ({model.num_timesteps} timesteps)")
     steps = model.num_timesteps
@@ -225,16 +270,24 @@ def _resumed_agent(
     return model, TrainingClock(run.training_time_csv, resume_step=steps)
 
 
-def _load_state(config: RunConfig, run: RunDir, env: VecEnv, model_path: Path, statistics_path: Path | None,
-                trust_pickle: bool) -> RecurrentPPO:
+def _load_state(
+    config: RunConfig, run: RunDir, env: VecEnv, model_path: Path, statistics_path: Path | None, trust_pickle: bool
+) -> RecurrentPPO:
     if config.env.normalize is not None:
         if statistics_path is None or not statistics_path.is_file():
-            raise HarnessError("the config normalises observations but no VecNormalize statistics were saved with "
-                               "it", where=model_path)
+            raise HarnessError(
+                "the config normalises observations but no VecNormalize statistics were saved with it", where=model_path
+            )
         env = load_normalization(env, statistics_path, training=True, trust_pickle=trust_pickle)
-    return load_agent(model_path, env=env, device=config.training.device,
-                      implementation=config.algorithm.implementation, trust_pickle=trust_pickle,
-                      tensorboard_log=str(run.tensorboard), verbose=config.training.verbose)
+    return load_agent(
+        model_path,
+        env=env,
+        device=config.training.device,
+        implementation=config.algorithm.implementation,
+        trust_pickle=trust_pickle,
+        tensorboard_log=str(run.tensorboard),
+        verbose=config.training.verbose,
+    )
 
 
 def _kept(run: RunDir) -> str:
@@ -252,14 +305,23 @@ def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: Train
         callbacks.append(DivergenceGuard(config.env.id, guard.max_weight_growth, check_finite=guard.finite))
     if config.evaluation.freq > 0:
         evaluation = PeriodicEvalCallback(
-            make_eval_env(config, model), config.evaluation.freq, config.evaluation.episodes,
-            config.evaluation.deterministic, run.evaluations_csv,
+            make_eval_env(config, model),
+            config.evaluation.freq,
+            config.evaluation.episodes,
+            config.evaluation.deterministic,
+            run.evaluations_csv,
         )
         clock.evaluation = evaluation
         callbacks.append(evaluation)
     if config.training.checkpoint_freq > 0:
-        callbacks.append(UpdateCheckpointCallback(config.training.checkpoint_freq, run.checkpoints,
-                                                  name_prefix=CHECKPOINT_PREFIX, after_save=clock.record))
+        callbacks.append(
+            UpdateCheckpointCallback(
+                config.training.checkpoint_freq,
+                run.checkpoints,
+                name_prefix=CHECKPOINT_PREFIX,
+                before_save=clock.record,
+            )
+        )
     return callbacks
 
 
@@ -283,8 +345,9 @@ def final_evaluation(config: RunConfig, model: RecurrentPPO, run: RunDir) -> tup
     reference = task_reference(config.env.id, config.env.env_kwargs) if not config.env.wrappers else None
     result.extra.update(timesteps=model.num_timesteps, env_id=config.env.id, seed=config.seed)
     if reference is not None:
-        result.extra.update(optimal_return=reference["optimal_return"],
-                            memoryless_return=reference["memoryless_return"])
+        result.extra.update(
+            optimal_return=reference["optimal_return"], memoryless_return=reference["memoryless_return"]
+        )
     result.write_json(run.eval_json)
     return result, reference
 
@@ -294,8 +357,10 @@ def describe_result(result: EvalResult, reference: dict | None) -> str:
     text = f"eval ({len(result.returns)} {kind} episodes): mean return {result.mean:.3f} +- {result.std:.3f}"
     if reference is not None:
         approx = "" if reference["exact"] else "~"
-        text += (f" (optimal {approx}{reference['optimal_return']:.4g}, "
-                 f"memoryless ceiling {approx}{reference['memoryless_return']:.4g})")
+        text += (
+            f" (optimal {approx}{reference['optimal_return']:.4g}, "
+            f"memoryless ceiling {approx}{reference['memoryless_return']:.4g})"
+        )
     return text
 
 
@@ -303,10 +368,19 @@ def _describe_start(config: RunConfig, model: RecurrentPPO, remaining: int, repo
     policy = config.policy
     start = f" from timestep {model.num_timesteps}" if model.num_timesteps else ""
     implementation = " (sb3-contrib)" if config.algorithm.implementation == "sb3-contrib" else ""
-    report(f"training {type(model.policy).__name__}{implementation} ({policy.core} core "
-           f"{policy.hidden_size}x{policy.n_layers}, hidden_reset={policy.hidden_reset}) on {config.env.id}{start} "
-           f"for {remaining} timesteps with {config.env.n_envs} {config.env.vec_env} envs, seed {config.seed}")
+    report(
+        f"training {type(model.policy).__name__}{implementation} ({policy.core} core "
+        f"{policy.hidden_size}x{policy.n_layers}, hidden_reset={policy.hidden_reset}) on {config.env.id}{start} "
+        f"for {remaining} timesteps with {config.env.n_envs} {config.env.vec_env} envs, seed {config.seed}"
+    )
 
 
-__all__ = ["RESUMABLE_CHANGES", "TrainOutcome", "describe_result", "final_evaluation", "make_eval_env",
-           "prepare_resume", "train"]
+__all__ = [
+    "RESUMABLE_CHANGES",
+    "TrainOutcome",
+    "describe_result",
+    "final_evaluation",
+    "make_eval_env",
+    "prepare_resume",
+    "train",
+]

@@ -47,11 +47,12 @@ class TrainingClock:
         self._started = time.perf_counter()
 
     def record(self, steps: int) -> None:
-        """Append the sums at ``steps`` (called right after a checkpoint is saved, and at the end)."""
+        """Append the sums at ``steps`` (called right before a checkpoint is saved, and at the end)."""
         self._steps = steps
         timing = self.totals()
-        append_row(self.path, COLUMNS, [steps, f"{timing.train_seconds:.3f}", f"{timing.eval_seconds:.3f}",
-                                        self._timed_from])
+        append_row(
+            self.path, COLUMNS, [steps, f"{timing.train_seconds:.3f}", f"{timing.eval_seconds:.3f}", self._timed_from]
+        )
 
     def totals(self) -> Timing:
         evaluating = getattr(self.evaluation, "seconds", 0.0)
@@ -65,8 +66,9 @@ def recorded_timing(path: Path) -> Timing | None:
     if not rows:
         return None
     row = rows[-1]
-    return Timing(float(row["train_seconds"]), float(row["eval_seconds"]),
-                  int(row["timesteps"]) - int(row["timed_from"]))
+    return Timing(
+        float(row["train_seconds"]), float(row["eval_seconds"]), int(row["timesteps"]) - int(row["timed_from"])
+    )
 
 
 __all__ = ["COLUMNS", "Timing", "TrainingClock", "recorded_timing"]

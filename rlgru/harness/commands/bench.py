@@ -14,8 +14,12 @@ from rlgru.harness.progress import show_progress
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", type=Path, metavar="SUITE.yaml", help="suite file (see configs/bench/)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="local: a process pool on this machine; ray: Ray tasks (pip install 'rlgru[ray]')")
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine; ray: Ray tasks (pip install 'rlgru[ray]')",
+    )
     parser.add_argument("--workers", type=int, help="parallel runs (local default: all CPUs; each uses one thread)")
     parser.add_argument("--address", help="Ray cluster address, e.g. auto (default: start a local Ray instance)")
     parser.add_argument("--out", type=Path, help="results directory (default: results/<suite name>)")
@@ -27,9 +31,11 @@ def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     out_dir = args.out or Path("results") / suite.name
     runs, pending = plan(args.suite, out_dir)
-    print(f"{suite.name}: {len(runs)} runs ({len(suite.tasks)} tasks, cores {', '.join(suite.cores)}"
-          f"{', sb3-contrib reference' if suite.reference else ''}, {len(suite.seeds)} seeds); "
-          f"{len(runs) - len(pending)} already done, {len(pending)} to run -> {out_dir}")
+    print(
+        f"{suite.name}: {len(runs)} runs ({len(suite.tasks)} tasks, cores {', '.join(suite.cores)}"
+        f"{', sb3-contrib reference' if suite.reference else ''}, {len(suite.seeds)} seeds); "
+        f"{len(runs) - len(pending)} already done, {len(pending)} to run -> {out_dir}"
+    )
     if args.dry_run:
         for spec in pending:
             print(f"  {spec.run_id}  ({spec.config.env.id}, {spec.budget} steps)")
@@ -37,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     bar = _bar(len(pending)) if show_progress(args.no_progress) and pending else None
 
     def on_result(result: dict[str, Any]) -> None:
-        outcome = (f"return {result['final_return']:.3f}" if result["status"] == "ok"
-                   else f"FAILED: {result['error']}")
+        outcome = f"return {result['final_return']:.3f}" if result["status"] == "ok" else f"FAILED: {result['error']}"
         line = f"{result['run_id']}: {outcome}"
         if bar is not None:
             bar.write(line)
@@ -47,13 +52,16 @@ def run(args: argparse.Namespace) -> int:
             print(line, flush=True)
 
     try:
-        outcome = run_sweep(args.suite, out_dir, backend=args.backend, workers=args.workers, address=args.address,
-                            on_result=on_result)
+        outcome = run_sweep(
+            args.suite, out_dir, backend=args.backend, workers=args.workers, address=args.address, on_result=on_result
+        )
     finally:
         if bar is not None:
             bar.close()
-    print(f"{len(outcome.completed)} runs in {outcome.wall_seconds:.0f} s, {len(outcome.failed)} failed; "
-          f"{outcome.skipped} skipped as already done")
+    print(
+        f"{len(outcome.completed)} runs in {outcome.wall_seconds:.0f} s, {len(outcome.failed)} failed; "
+        f"{outcome.skipped} skipped as already done"
+    )
     readme = write_report(out_dir)
     print(f"report: {readme}")
     return 1 if outcome.failed else 0

@@ -29,9 +29,13 @@ def _describe(row: TaskRow) -> str:
     if row.summary:
         lines.append(f"    {row.summary}")
     base, _, version = row.env_id.rpartition("-")
-    presets = {level: (f"{base}-{level}-{version}" if level in row.references else row.env_id,
-                       ", ".join(f"{key}={value}" for key, value in kwargs.items()))
-               for level, kwargs in row.presets.items()}
+    presets = {
+        level: (
+            f"{base}-{level}-{version}" if level in row.references else row.env_id,
+            ", ".join(f"{key}={value}" for key, value in kwargs.items()),
+        )
+        for level, kwargs in row.presets.items()
+    }
     id_width = max((len(preset_id) for preset_id, _ in presets.values()), default=0)
     kwargs_width = max((len(kwargs) for _, kwargs in presets.values()), default=0)
     for level, (preset_id, kwargs) in presets.items():

@@ -25,26 +25,43 @@ from rlgru.harness.train import describe_result
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", type=Path, metavar="RUN_DIR_OR_MODEL", help="a run directory or a model zip")
-    parser.add_argument("--episodes", type=_positive,
-                        help="episodes to play (default: the run's evaluation.episodes, else 100)")
+    parser.add_argument(
+        "--episodes", type=_positive, help="episodes to play (default: the run's evaluation.episodes, else 100)"
+    )
     parser.add_argument("--deterministic", action="store_true", help="greedy actions (default: sample)")
-    parser.add_argument("--memory-probe", action="store_true",
-                        help="also evaluate with the state zeroed every k steps and write the memory horizon "
-                             "curve (JSON, PNG) and a hidden-state PCA plot")
-    parser.add_argument("--probe-k", type=_k_list, metavar="K,K,...",
-                        help="reset intervals for the probe (default: 1, 2, 3, 4, 6, 8, ... below the longest "
-                             "episode)")
-    parser.add_argument("--env", dest="env_id", metavar="ID", help="env to play (required for a model zip with "
-                        "no config.yaml beside it)")
+    parser.add_argument(
+        "--memory-probe",
+        action="store_true",
+        help="also evaluate with the state zeroed every k steps and write the memory horizon "
+        "curve (JSON, PNG) and a hidden-state PCA plot",
+    )
+    parser.add_argument(
+        "--probe-k",
+        type=_k_list,
+        metavar="K,K,...",
+        help="reset intervals for the probe (default: 1, 2, 3, 4, 6, 8, ... below the longest episode)",
+    )
+    parser.add_argument(
+        "--env",
+        dest="env_id",
+        metavar="ID",
+        help="env to play (required for a model zip with no config.yaml beside it)",
+    )
     parser.add_argument("--n-envs", type=_positive, help="parallel envs (default: the run's evaluation setting)")
-    parser.add_argument("--seed", type=int, help=f"env seed (default: the run's seed + {EVAL_SEED_OFFSET}, as the "
-                        "final evaluation in training)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help=f"env seed (default: the run's seed + {EVAL_SEED_OFFSET}, as the final evaluation in training)",
+    )
     parser.add_argument("--out", type=Path, help="where the probe writes (default: RUN_DIR/memory_probe)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no memory-probe progress lines on stderr")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="also load pickled objects outside rlgru's allow-list from the model and statistics "
-                             "files (can run code from them: only for files you made or trust)")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="also load pickled objects outside rlgru's allow-list from the model and statistics "
+        "files (can run code from them: only for files you made or trust)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
         summary = result.summary()
         if args.memory_probe:
             if not isinstance(model, RecurrentPPO):
-                raise HarnessError("the memory probe reads rlgru's recurrent state; this is an sb3-contrib model",
-                                   where=target.model)
+                raise HarnessError(
+                    "the memory probe reads rlgru's recurrent state; this is an sb3-contrib model", where=target.model
+                )
             summary["memory_probe"] = _probe(args, target, model, env, seed, reference)
     finally:
         env.close()
@@ -79,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
             probe = summary["memory_probe"]
             curve = ", ".join(f"k={p['k']}: {p['mean_return']:.3f}" for p in probe["curve"])
             print(f"memory horizon curve: {curve}; carried: {probe['carried']['mean_return']:.3f}")
-            print(f"memory horizon (k recovering {probe['horizon_recovery']:.0%} of the gap): "
-                  f"{probe['memory_horizon']}")
+            print(
+                f"memory horizon (k recovering {probe['horizon_recovery']:.0%} of the gap): {probe['memory_horizon']}"
+            )
             print(f"wrote {', '.join(probe['files'])} in {probe['out_dir']}")
     return 0
 
@@ -90,8 +109,15 @@ def _probe(
 ) -> dict:
     out_dir = args.out or target.default_output
     out_dir.mkdir(parents=True, exist_ok=True)
-    horizon = memory_horizon(model, env, args.episodes, seed=seed, deterministic=args.deterministic,
-                             k_values=args.probe_k, report=_no_line if args.no_progress else _stderr_line)
+    horizon = memory_horizon(
+        model,
+        env,
+        args.episodes,
+        seed=seed,
+        deterministic=args.deterministic,
+        k_values=args.probe_k,
+        report=_no_line if args.no_progress else _stderr_line,
+    )
     curve = horizon.as_dict()
     curve.update(env_id=target.env.id, model=str(target.model), timesteps=model.num_timesteps)
     if reference is not None:
@@ -105,9 +131,14 @@ def _probe(
         single.close()
     plot_hidden_trajectory(trajectory, out_dir / "hidden_state_pca.png", f"{title}: hidden state, one episode")
     files = ["memory_horizon.json", "memory_horizon.png", "hidden_state_pca.png"]
-    curve.update(files=files, out_dir=str(out_dir),
-                 hidden_state_pca={"explained_variance": trajectory.explained.tolist(),
-                                   "episode_length": int(len(trajectory.components))})
+    curve.update(
+        files=files,
+        out_dir=str(out_dir),
+        hidden_state_pca={
+            "explained_variance": trajectory.explained.tolist(),
+            "episode_length": int(len(trajectory.components)),
+        },
+    )
     atomic_write_text(out_dir / "memory_horizon.json", json.dumps(curve, indent=2) + "\n")
     return curve
 
@@ -122,8 +153,7 @@ def _eval_env(target: EvalTarget, seed: int, n_envs: int, trust_pickle: bool) ->
 def _load(target: EvalTarget, env: VecEnv, trust_pickle: bool) -> RecurrentPPO:
     device = target.config.training.device if target.config else "cpu"
     implementation = target.config.algorithm.implementation if target.config else "rlgru"
-    model = load_agent(target.model, env=None, device=device, implementation=implementation,
-                       trust_pickle=trust_pickle)
+    model = load_agent(target.model, env=None, device=device, implementation=implementation, trust_pickle=trust_pickle)
     try:
         check_for_correct_spaces(env, model.observation_space, model.action_space)
     except ValueError as error:

@@ -16,16 +16,27 @@ DEFAULT_RUNS_ROOT = Path("runs")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="YAML config (see configs/)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override a config value, e.g. --set algorithm.n_steps=64 (repeatable; YAML values)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value, e.g. --set algorithm.n_steps=64 (repeatable; YAML values)",
+    )
     parser.add_argument("--run-dir", type=Path, help="run directory (default: runs/<config>-s<seed>-<timestamp>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --run-dir (default: the newest run of this config and seed) "
-                             "from its last checkpoint")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir (default: the newest run of this config and seed) from its last checkpoint",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (also off when not a TTY)")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="on --resume, also load pickled objects outside rlgru's allow-list from the run's model "
-                             "and statistics files (can run code from them: only for files you trust)")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="on --resume, also load pickled objects outside rlgru's allow-list from the run's model "
+        "and statistics files (can run code from them: only for files you trust)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,13 +45,21 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = RunDir(args.run_dir) if args.run_dir else latest_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
         if run_dir is None:
-            raise HarnessError(f"no run of {name} with seed {config.seed} under {DEFAULT_RUNS_ROOT}/ to resume; "
-                               "pass --run-dir", where="--resume")
+            raise HarnessError(
+                f"no run of {name} with seed {config.seed} under {DEFAULT_RUNS_ROOT}/ to resume; pass --run-dir",
+                where="--resume",
+            )
         config = prepare_resume(run_dir, config)
     elif args.run_dir is not None:
         run_dir = RunDir(args.run_dir)  # train() claims it, and refuses it if it already holds a run
     else:
         run_dir = new_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
-    train(config, run_dir, resume=args.resume, progress=show_progress(args.no_progress), source=args.config,
-          trust_pickle=args.trust_pickle)
+    train(
+        config,
+        run_dir,
+        resume=args.resume,
+        progress=show_progress(args.no_progress),
+        source=args.config,
+        trust_pickle=args.trust_pickle,
+    )
     return 0
