@@ -294,7 +294,7 @@ def _kept(run: RunDir) -> str:
     checkpoints = run.list_checkpoints()
     if checkpoints:
         return f"the last good checkpoint is {checkpoints[-1].model}"
-    return "no checkpoint was written before it (training.checkpoint_freq)"
+    return "no checkpoint had been written yet"
 
 
 def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: TrainingClock) -> list[BaseCallback]:
