@@ -91,6 +91,15 @@ def alive(pid: int) -> bool:
         return False
 
 
+def kill_during_training(process: subprocess.Popen, run_dir: Path, checkpoints: int, extra: float) -> bool:
+    """SIGKILL ``process`` ``extra`` seconds after its run holds ``checkpoints`` checkpoints (a random moment in
+    training that does not depend on how fast this machine is); True if it was killed before it ended."""
+    directory = Path(run_dir) / "checkpoints"
+    while process.poll() is None and len(list(directory.glob("model_*_steps.zip"))) < checkpoints:
+        time.sleep(0.02)
+    return kill_after(process, extra)
+
+
 # ------------------------------------------------------------------------------------------------ invariants
 def due_steps(final: int, rollout: int, every: int) -> list[int]:
     """Steps at which an after-update callback firing every ``every`` steps runs (rollout starts before the end)."""

@@ -14,7 +14,15 @@ import pytest
 import yaml
 
 from rlgru.cli import main
-from tests.fault_tools import FAULT_CONFIG, alive, check_run, children, kill_after, launch, write_config
+from tests.fault_tools import (
+    FAULT_CONFIG,
+    alive,
+    check_run,
+    children,
+    kill_during_training,
+    launch,
+    write_config,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SIGKILL and /proc: Linux")
 
@@ -45,10 +53,11 @@ def test_kills_at_random_moments_lose_nothing(tmp_path: Path) -> None:
     for _ in range(2):  # two kills in one run: the second lands in a resumed process
         args = ["train", str(config), "--run-dir", str(run_dir), "--no-progress"]
         process = launch(args + (["--resume"] if (run_dir / "config.yaml").is_file() else []))
-        killed += kill_after(process, rng.uniform(3.0, 7.0))
+        done = len(list((run_dir / "checkpoints").glob("model_*_steps.zip")))
+        killed += kill_during_training(process, run_dir, done + rng.randint(1, 3), rng.uniform(0.0, 0.1))
     resume(config, run_dir)
     assert check_run(run_dir, expected) == []
-    assert killed >= 1
+    assert killed == 2
 
 
 def test_a_second_writer_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
