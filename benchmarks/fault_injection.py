@@ -5,7 +5,8 @@ processes as a user would:
 
 - kills mid-write: SIGKILL at the worst moment of each kind of file a run writes (checkpoint, statistics, model,
   evaluations, training time, config, final evaluation), then ``--resume`` until done;
-- kills at random moments (``--trials``, at least 20), sometimes twice in one run, then ``--resume`` until done;
+- kills at random moments (``--trials``, at least 20) within the time a clean run takes here, sometimes twice in
+  one run, then ``--resume`` until done;
 - damaged files: the newest checkpoint and ``model.zip`` emptied, truncated, bit-flipped or replaced, then resumed;
 - two writers started together on one run directory;
 - a crafted model zip and statistics pickle given to ``rlgru eval``;
@@ -99,29 +100,54 @@ def write_kill(work: Path, pattern: str, changes: dict[str, Any]) -> tuple[bool,
     return True, check_run(run_dir, merged(FAULT_CONFIG, changes))
 
 
-def random_kill(work: Path, rng: random.Random) -> tuple[bool, list[str], str]:
-    """1 or 2 kills at uniform moments of a run of a random budget (normalised 30% of the time); ``(resumed, lost,
-    what was drawn)``."""
-    budget = rng.choice([256, 384, 512])
-    changes = {"training": {"total_timesteps": budget}}
+#: budgets of the random-kill runs, long enough that most of a run's time is training, not starting up (a checkpoint
+#: every 32 steps, an evaluation every 64)
+RANDOM_BUDGETS = (4096, 8192, 12288)
+
+
+def clean_durations() -> dict[int, float]:
+    """Seconds a clean run of each budget takes here, start to exit: random kills are drawn within it."""
+    durations = {}
+    for budget in RANDOM_BUDGETS:
+        work = Path(tempfile.mkdtemp(prefix="rlgru-fault-"))
+        config = write_config(work, training={"total_timesteps": budget})
+        started = time.perf_counter()
+        finish(config, work / "run")
+        durations[budget] = time.perf_counter() - started
+        shutil.rmtree(work, ignore_errors=True)
+    return durations
+
+
+def random_kill(work: Path, rng: random.Random, durations: dict[int, float]) -> tuple[bool, list[str], str]:
+    """1 or 2 kills at uniform moments of a run of a random budget (normalised 30% of the time), within the time a
+    clean run takes; ``(resumed, lost, what was drawn)``."""
+    budget = rng.choice(RANDOM_BUDGETS)
+    changes: dict[str, Any] = {"training": {"total_timesteps": budget}}
     if rng.random() < 0.3:
         changes["env"] = {"normalize": True}
     config = write_config(work, **changes)
     run_dir = work / "run"
-    kills = rng.choice([1, 1, 2])
     delays, killed = [], False
-    for _ in range(kills):
+    for _ in range(rng.choice([1, 1, 2])):
         args = ["train", str(config), "--run-dir", str(run_dir), "--no-progress"]
         process = launch(args + (["--resume"] if (run_dir / "config.yaml").is_file() else []))
-        delay = rng.uniform(2.0, 12.0)
+        delay = rng.uniform(0.05, 0.95) * durations[budget]
         landed = kill_after(process, delay)
         killed |= landed
-        delays.append(f"{delay:.1f}s" + ("" if landed else " (ended first)"))
+        delays.append(f"{delay:.1f}s ({_progress(run_dir)})" if landed else f"{delay:.1f}s (ended first)")
     finish(config, run_dir)
     detail = f"{budget} steps, kill after {', '.join(delays)}" + (", normalized" if "env" in changes else "")
     if not (run_dir / "model.zip").is_file():
         return False, ["did not finish"], detail
     return killed, check_run(run_dir, merged(FAULT_CONFIG, changes)), detail
+
+
+def _progress(run_dir: Path) -> str:
+    """Where a killed run was: its newest checkpoint, or that it had not trained yet."""
+    steps = [int(path.name.split("_")[1]) for path in (run_dir / "checkpoints").glob("model_*_steps.zip")]
+    if steps:
+        return f"after checkpoint {max(steps)}"
+    return "while training" if (run_dir / "config.yaml").is_file() else "while starting"
 
 
 def damaged_files(work: Path, kind: str) -> tuple[bool, list[str]]:
@@ -276,9 +302,11 @@ def main() -> int:
     started = time.perf_counter()
     for pattern, changes in WRITE_KILLS:
         run_case(tally, "kill mid-write", pattern, lambda work, p=pattern, c=changes: write_kill(work, p, c))
+    durations = clean_durations()
+    print("clean run durations (s): " + ", ".join(f"{b} steps {d:.1f}" for b, d in durations.items()), flush=True)
     for trial in range(args.trials):
         trial_rng = random.Random(rng.random())
-        run_case(tally, "kill at random", f"trial {trial}", lambda work, r=trial_rng: random_kill(work, r))
+        run_case(tally, "kill at random", f"trial {trial}", lambda work, r=trial_rng: random_kill(work, r, durations))
     for kind in DAMAGE_KINDS:
         run_case(tally, "damaged files", f"3 newest files {kind}", lambda work, k=kind: damaged_files(work, k))
     run_case(tally, "two writers", "started together, subprocess envs", two_writers)
@@ -296,6 +324,15 @@ def main() -> int:
         f"({wall:.0f} s on {cpu_name()})"
     )
     return 1 if lost else 0
+
+
+def _kills(tally: Tally) -> int:
+    landed = ("(after checkpoint", "(while")
+    return sum(
+        1 if row["kind"] == "kill mid-write" else sum(row["detail"].count(mark) for mark in landed)
+        for row in tally.rows
+        if row["kind"] in ("kill mid-write", "kill at random")
+    )
 
 
 def write_results(out: Path, tally: Tally, wall: float) -> None:
@@ -323,7 +360,9 @@ def write_results(out: Path, tally: Tally, wall: float) -> None:
         "processes, as a user would; every run that finishes is checked for lost or doubled data (each checkpoint, "
         "evaluation row, training-time row and TensorBoard step exactly once; every saved file readable).",
         "",
-        f"**Faults tried: {faults}. Runs that resumed to completion: {resumed}. Cases with data lost: {lost}.**",
+        f"**Faults tried: {faults}. Runs that resumed to completion: {resumed}. Cases with data lost: {lost}.** "
+        f"SIGKILLs that landed in a running `rlgru train`: {_kills(tally)} (one per mid-write case, one or two per "
+        "random trial; a random kill that came after the run ended is marked so).",
         "",
         "| # | fault | case | resumed | data lost | s |",
         "|---:|---|---|---|---|---:|",
