@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,6 +75,19 @@ class _PurgingTensorBoardOutput(TensorBoardOutputFormat):
         self._is_closed = False
 
 
+def _wait_for_a_later_second(folder: Path) -> None:
+    """TensorBoard reads event files in name order, and names start with the second they were created in (then
+    host and pid). A resumed run's file must sort after the killed run's, or its purge is read first and the old
+    events after it (out of order, which purges the new ones): so it is created in a later second than any file
+    there."""
+    seconds = [
+        int(part) for path in folder.glob("events.out.tfevents.*") if (part := path.name.split(".")[3]).isdigit()
+    ]
+    latest = max(seconds, default=0)
+    while int(time.time()) <= latest:
+        time.sleep(latest + 1 - time.time() + 0.01)
+
+
 def tensorboard_logger(root: Path, name: str, *, resume_step: int | None, verbose: int = 0) -> Logger:
     """The logger SB3 would configure (``<root>/<name>_<n>``, stdout too when verbose), continuing the newest event
     directory on resume with everything after ``resume_step`` purged."""
@@ -82,6 +96,8 @@ def tensorboard_logger(root: Path, name: str, *, resume_step: int | None, verbos
     resumed = resume_step is not None and latest > 0
     folder = root / f"{name}_{latest if resumed else latest + 1}"
     folder.mkdir(parents=True, exist_ok=True)
+    if resumed:
+        _wait_for_a_later_second(folder)
     outputs: list[KVWriter] = [_PurgingTensorBoardOutput(str(folder), resume_step + 1 if resumed else None)]
     if verbose >= 1:
         outputs.insert(0, HumanOutputFormat(sys.stdout))
