@@ -137,3 +137,25 @@ def _merge_infos(step_info: dict[str, Any], reset_info: dict[str, Any]) -> dict[
         else:
             merged[key], merged[f"_{key}"] = value, mask
     return merged
+
+
+class AnswerTableEnv(BatchedEnv):
+    """A task whose episode is drawn up front as a table: ``_codes[env, t]`` indexes the observation row shown at
+    step ``t`` (in ``_table``) and ``answers[env, t]`` is the action that pays ``_pay`` then; episodes last
+    ``length`` steps. Subclasses fill both tables in ``_begin``."""
+
+    answers: np.ndarray
+    length: int
+    _codes: np.ndarray
+    _table: np.ndarray
+    _pay: float
+
+    def _advance(self, actions: np.ndarray, live: np.ndarray) -> Outcome:
+        reward = np.where(live & (actions == self.answers[self._rows, self.t]), self._pay, 0.0)
+        self.t += live
+        return reward, self.t >= self.length, np.zeros(self.num_envs, dtype=bool)
+
+    def _observe(self, envs: np.ndarray | None) -> np.ndarray:
+        if envs is None:
+            return self._table[self._codes[self._rows, self.t]]
+        return self._table[self._codes[envs, self.t[envs]]]

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.batched._base import BatchedEnv, Outcome
+from envs.batched._base import AnswerTableEnv
 from envs.count_recall import CountRecallEnv
 
 
-class CountRecallVectorEnv(BatchedEnv):
+class CountRecallVectorEnv(AnswerTableEnv):
     """``envs.count_recall.CountRecallEnv`` for ``num_envs`` envs at once, with the same arguments and spaces.
 
     ``symbols[i]`` and ``queries[i]`` are env ``i``'s episode, ``answers[i]`` the capped counts it must give.
@@ -57,16 +57,6 @@ class CountRecallVectorEnv(BatchedEnv):
         self._codes[envs, : self.length] = symbols * n + queries
         self.t[envs] = 0
         return {}
-
-    def _advance(self, actions: np.ndarray, live: np.ndarray) -> Outcome:
-        reward = np.where(live & (actions == self.answers[self._rows, self.t]), self._pay, 0.0)
-        self.t += live
-        return reward, self.t >= self.length, np.zeros(self.num_envs, dtype=bool)
-
-    def _observe(self, envs: np.ndarray | None) -> np.ndarray:
-        if envs is None:
-            return self._table[self._codes[self._rows, self.t]]
-        return self._table[self._codes[envs, self.t[envs]]]
 
     def oracle_action(self) -> np.ndarray:
         """Every env's best action: the right count now."""

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.batched._base import BatchedEnv, Outcome
+from envs.batched._base import AnswerTableEnv
 from envs.recall import DelayedRecallEnv
 
 
-class DelayedRecallVectorEnv(BatchedEnv):
+class DelayedRecallVectorEnv(AnswerTableEnv):
     """``envs.recall.DelayedRecallEnv`` for ``num_envs`` envs at once, with the same arguments and spaces.
 
     ``items[i]`` are the symbols env ``i`` shows and must recite; ``answers[i, t]`` is the action that pays at
@@ -53,16 +53,6 @@ class DelayedRecallVectorEnv(BatchedEnv):
         self.answers[envs, self._recall_start : self.length] = items
         self.t[envs] = 0
         return {}
-
-    def _advance(self, actions: np.ndarray, live: np.ndarray) -> Outcome:
-        reward = np.where(live & (actions == self.answers[self._rows, self.t]), self._pay, 0.0)
-        self.t += live
-        return reward, self.t >= self.length, np.zeros(self.num_envs, dtype=bool)
-
-    def _observe(self, envs: np.ndarray | None) -> np.ndarray:
-        if envs is None:
-            return self._table[self._codes[self._rows, self.t]]
-        return self._table[self._codes[envs, self.t[envs]]]
 
     def oracle_action(self) -> np.ndarray:
         """Every env's best action: the item due now during recall, 0 before."""
