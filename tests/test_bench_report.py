@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rlgru.bench import report
+from rlgru.bench import report, variants
 from rlgru.bench.report import write_report
 from rlgru.bench.suite import REFERENCE_CORE
 from rlgru.cores import core_names
@@ -96,7 +96,7 @@ def test_core_order_follows_the_registry_then_unknown_cores_then_the_reference(t
 
 def test_core_order_is_read_from_the_registry_not_a_fixed_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reorder the registry: the report follows; names it does not know sort after it, alphabetically."""
-    monkeypatch.setattr(report, "core_names", lambda: ["rnn", "mingru", "gru", "lstm"])
+    monkeypatch.setattr(variants, "core_names", lambda: ["rnn", "mingru", "gru", "lstm"])
     cores = [REFERENCE_CORE, "zeta:Core", "gru", "aaa", "lstm", "mingru", "rnn"]
     assert report._order_cores(cores) == ["rnn", "mingru", "gru", "lstm", "aaa", "zeta:Core", REFERENCE_CORE]
 

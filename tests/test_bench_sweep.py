@@ -115,11 +115,20 @@ def test_two_run_local_sweep_writes_results_and_report(swept: tuple[Path, Path])
         assert result["curve"][-1][0] == 64 and len(result["curve"]) >= 2
         assert result["params"] > result["recurrent_params"] > 0
         assert result["steps_per_second"] > 0 and result["inference_latency_us"] > 0 and result["peak_memory_mb"] > 0
-        assert result["task_info"] == {"optimal_return": 1.0, "memoryless_return": 0.5, "horizon": None}
+        assert result["task_info"] == {
+            "optimal_return": 1.0,
+            "memoryless_return": 0.5,
+            "horizon": None,
+            "family": None,
+            "memory_length": None,
+        }
+        assert result["sizing"] == "hidden"
+        assert all(len(point) == 3 and point[2] > 0 for point in result["curve"])  # training seconds at each point
     # same hidden size: the GRU has three gate blocks where the LSTM has four
     assert results["tmaze-gru-s0"]["recurrent_params"] * 4 == results["tmaze-lstm-s0"]["recurrent_params"] * 3
     header = (out / "runs.csv").read_text().splitlines()[0].split(",")
-    assert header[:3] == ["task", "core", "seed"]
+    assert header[:5] == ["task", "core", "variant", "hidden_size", "seed"]
+    assert (out / "report.html").is_file()
     assert {"final_return", "best_return", "wall_seconds", "steps_per_second", "params"} <= set(header)
     assert (out / "learning_curves.csv").is_file() and (out / "curves_tmaze.png").is_file()
     meta = json.loads((out / "sweep.json").read_text())

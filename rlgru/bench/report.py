@@ -1,7 +1,11 @@
 """Turn a sweep's per-run results into tables, learning-curve plots and a README with honest statistics.
 
 Input: ``<out>/runs/<run_id>/result.json`` as written by the sweep runner. Output in ``<out>``: ``runs.csv``,
-``learning_curves.csv``, ``curves_<task>.png`` and ``README.md``.
+``learning_curves.csv``, ``curves_<task>.png``, ``horizon.png`` (suites with length sweeps), ``README.md`` and
+``report.html`` (the README with its plots inlined: one file a reader can open anywhere).
+
+Every verdict is computed from the runs; the sections for horizons (``horizon``), time to target (``efficiency``)
+and published results (``published``) live in their own modules.
 """
 
 from __future__ import annotations
@@ -16,15 +20,22 @@ from typing import Any
 
 import numpy as np
 
+from rlgru.bench import variants as variant_names
+from rlgru.bench.efficiency import efficiency_tables
+from rlgru.bench.horizon import horizon_scores, horizon_tables, plot_horizons, short_long_verdicts
+from rlgru.bench.html_page import render_page
+from rlgru.bench.published import published_section
 from rlgru.bench.results import IDENTITY_FIELDS, is_complete, missing_fields, read_result
 from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
 from rlgru.bench.suite import REFERENCE_CORE
-from rlgru.cores.registry import core_names
+from rlgru.bench.variants import EQUAL_PARAMS_SUFFIX, is_equal_params, variant_of
 from rlgru.files import atomic_open, atomic_write_text
 
 RUN_COLUMNS = [
     "task",
     "core",
+    "variant",
+    "hidden_size",
     "seed",
     "timesteps",
     "final_return",
@@ -63,12 +74,13 @@ def load_results(out_dir: Path) -> list[dict[str, Any]]:
                 "status": "unreadable",
                 "error": f"{path.name} is unreadable or names no run",
             }
+        result["variant"] = variant_of(result)
         results.append(result)
     return results
 
 
 def write_report(out_dir: Path, n_resamples: int = 2000) -> Path:
-    """Write every artefact of the report; returns the README path."""
+    """Write every artefact of the report; returns the README path (``report.html`` is written beside it)."""
     out_dir = Path(out_dir)
     results = load_results(out_dir)
     if not results:
@@ -76,8 +88,10 @@ def write_report(out_dir: Path, n_resamples: int = 2000) -> Path:
     _write_runs_csv(out_dir / "runs.csv", results)
     _write_curves_csv(out_dir / "learning_curves.csv", results)
     plots = _plot_curves(out_dir, results)
+    text = _readme(out_dir, results, plots, n_resamples)
     readme = out_dir / "README.md"
-    atomic_write_text(readme, _readme(out_dir, results, plots, n_resamples))
+    atomic_write_text(readme, text)
+    atomic_write_text(out_dir / "report.html", render_page(text, out_dir, f"rlgru benchmark: {out_dir.name}"))
     return readme
 
 
@@ -105,7 +119,7 @@ def _write_runs_csv(path: Path, results: list[dict[str, Any]]) -> None:
     with atomic_open(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for result in sorted(results, key=lambda r: (r["task"], _core_rank(r["core"]), r["seed"])):
+        for result in sorted(results, key=lambda r: (r["task"], _core_rank(r["variant"]), r["seed"])):
             row = dict(result)
             if result.get("status") == "ok":
                 row["normalized_return"] = _normalized(result)
@@ -115,10 +129,11 @@ def _write_runs_csv(path: Path, results: list[dict[str, Any]]) -> None:
 def _write_curves_csv(path: Path, results: list[dict[str, Any]]) -> None:
     with atomic_open(path, "w") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["task", "core", "seed", "timesteps", "mean_return"])
+        writer.writerow(["task", "core", "seed", "timesteps", "mean_return", "train_seconds"])
         for result in _ok(results):
-            for timesteps, mean_return in result.get("curve", []):
-                writer.writerow([result["task"], result["core"], result["seed"], timesteps, mean_return])
+            for timesteps, mean_return, *rest in result.get("curve", []):
+                seconds = rest[0] if rest else None
+                writer.writerow([result["task"], result["variant"], result["seed"], timesteps, mean_return, seconds])
 
 
 def _plot_curves(out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Path]:
@@ -134,14 +149,15 @@ def _plot_curves(out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Path
             by_task[result["task"]].append(result)
     for task, runs in sorted(by_task.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for core in _order_cores(r["core"] for r in runs):
-            curves = [np.asarray(r["curve"], dtype=float) for r in runs if r["core"] == core]
+        for core in _order_cores(r["variant"] for r in runs):
+            curves = [np.asarray(r["curve"], dtype=float) for r in runs if r["variant"] == core]
             length = min(len(c) for c in curves)
+            style = "--" if is_equal_params(core) else "-"
             steps = curves[0][:length, 0]
             returns = np.stack([c[:length, 1] for c in curves])  # [seeds, points]
             mean = returns.mean(axis=0)
             low, high = _bootstrap_band(returns)
-            ax.plot(steps, mean, label=f"{core} (n={len(curves)})")
+            ax.plot(steps, mean, style, label=f"{core} (n={len(curves)})")
             ax.fill_between(steps, low, high, alpha=0.2)
         info = runs[0].get("task_info") or {}
         for key, style in (("optimal_return", "--"), ("memoryless_return", ":")):
@@ -170,8 +186,8 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     ok = _ok(results)
     failed = [r for r in results if r.get("status") != "ok"]
     unfinished = [r for r in ok if not is_complete(r)]
-    tasks = sorted({r["task"] for r in ok})
-    cores = _order_cores(r["core"] for r in ok)
+    tasks = sorted({r["task"] for r in ok}, key=variant_names.task_order)
+    cores = _order_cores(r["variant"] for r in ok)
     scores = _scores_by_core(ok)  # core -> task -> normalised final returns
     raw = _raw_by_core(ok)
     lines = [f"# Benchmark: {out_dir.name}", ""]
@@ -183,8 +199,18 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
         "deterministic-policy evaluation returns at the end of training; *memoryless* is the best return any policy "
         "without memory can expect (exact for symbolic tasks). *Normalised* return maps the best "
         "memoryless policy to 0 and the optimum to 1, so tasks can be pooled. Intervals are 95% stratified "
-        f"bootstrap confidence intervals ({n_resamples} resamples, runs resampled within each task).",
+        f"bootstrap confidence intervals ({n_resamples} resamples, runs resampled within each task)."
+        + (
+            f" Columns ending in `{EQUAL_PARAMS_SUFFIX}` are the same core widened or narrowed to the matched core's "
+            "recurrent parameter count (equal parameters); the others share the suite's hidden size (equal width)."
+            if any(is_equal_params(c) for c in cores)
+            else ""
+        ),
         "",
+    ]
+    horizon_lines, horizon_verdicts = _horizon_section(out_dir, ok, n_resamples)
+    lines += horizon_lines
+    lines += [
         "## Final return per task (IQM over seeds, 95% CI)",
         "",
         "| task | horizon | optimal | memoryless | " + " | ".join(cores) + " |",
@@ -235,17 +261,25 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
         "|---|---:|---:|---:|---:|---:|",
     ]
     for core in cores:
-        runs = [r for r in ok if r["core"] == core]
+        runs = [r for r in ok if r["variant"] == core]
         lines.append(
             f"| {core} | {_median(runs, 'recurrent_params', '.0f')} | {_median(runs, 'params', '.0f')} | "
             f"{_median(runs, 'steps_per_second', '.0f')} | {_median(runs, 'inference_latency_us', '.0f')} | "
             f"{_median(runs, 'peak_memory_mb', '.0f')} |"
         )
 
-    lines += ["", "## Verdicts", ""] + [f"- {v}" for v in _verdicts(ok, scores, comparisons)]
+    fair_lines, fair_verdicts = _equal_parameter_section(ok, comparisons, cores)
+    lines += fair_lines
+    efficiency = efficiency_tables(ok)
+    if efficiency:
+        lines += ["", "## Steps and seconds to 90% of the optimum", "", *efficiency]
+    lines += published_section(ok)
+    verdicts = [*horizon_verdicts, *_verdicts(ok, scores, comparisons), *fair_verdicts]
+    lines += ["", "## Verdicts", ""] + [f"- {v}" for v in verdicts]
     if plots:
         lines += ["", "## Learning curves (mean over seeds, 95% bootstrap band)", ""]
         lines += [f"![{task}]({path.name})" for task, path in plots.items()]
+    lines += _cost_of_benchmark(out_dir, results)
     if failed:
         lines += ["", "## Failed runs", ""]
         lines += [
@@ -266,6 +300,134 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     return "\n".join(lines) + "\n"
 
 
+def _horizon_section(out_dir: Path, ok: list[dict[str, Any]], n_resamples: int) -> tuple[list[str], list[str]]:
+    """The headline for suites with length sweeps: where each core breaks (plot, tables) and the short/long verdict."""
+    scores = horizon_scores(ok, _normalized)
+    if not scores:
+        return [], []
+    knobs = _knobs(ok)
+    plot = plot_horizons(out_dir, scores, knobs)
+    verdicts = short_long_verdicts(scores, _horizons(ok), n_resamples)
+    lines = [
+        "## Where each core breaks",
+        "",
+        "Normalised final return (IQM over seeds, 95% CI) against the memory length the task demands. A core *holds* "
+        "a length while its IQM stays at or above 0.9 (90% of the memoryless-to-optimum gap); *breaks at* is the "
+        "first length where it does not.",
+        "",
+    ]
+    if plot is not None:
+        lines += [f"![where each core breaks]({plot.name})", ""]
+    lines += [f"- {v}" for v in verdicts] + ([""] if verdicts else [])
+    lines += horizon_tables(scores, knobs, n_resamples)
+    return lines, verdicts
+
+
+def _knobs(results: list[dict[str, Any]]) -> dict[str, str]:
+    """family -> the env kwarg its length sweep varies (the one whose value is the run's memory length)."""
+    knobs: dict[str, str] = {}
+    for r in results:
+        info = r.get("task_info") or {}
+        family, length = info.get("family"), info.get("memory_length")
+        if family and family not in knobs:
+            keys = [k for k, v in (r.get("env_kwargs") or {}).items() if v == length]
+            if len(keys) == 1:
+                knobs[family] = keys[0]
+    return knobs
+
+
+def _equal_parameter_section(
+    ok: list[dict[str, Any]],
+    comparisons: dict[tuple[str, str, str], tuple[float, float, float]],
+    cores: list[str],
+) -> tuple[list[str], list[str]]:
+    """Each core against the LSTM at equal width and at equal parameters, and what that says of the GRU's claims."""
+    matched = [c for c in cores if is_equal_params(c)]
+    if not matched or "lstm" not in cores:
+        return [], []
+    sizes = {c: _median_value([r for r in ok if r["variant"] == c], "hidden_size") for c in cores}
+    params = {c: _median_value([r for r in ok if r["variant"] == c], "recurrent_params") for c in cores}
+    lines = [
+        "",
+        "## Equal width or equal parameters",
+        "",
+        f"Each core against the LSTM over all tasks: at the suite's hidden size ({sizes.get('lstm') or 0:.0f}), and "
+        "widened or narrowed to the LSTM's recurrent parameter count. P(X > LSTM), 95% CI.",
+        "",
+        "| core | hidden / recurrent params (equal width) | P(X > LSTM), equal width | hidden / recurrent params "
+        "(equal params) | P(X > LSTM), equal params |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for variant in matched:
+        core = variant_names.base_core(variant)
+        width = _p_better(comparisons, core, "lstm")
+        fair = _p_better(comparisons, variant, "lstm")
+        lines.append(
+            f"| {core} | {_size(sizes, params, core)} | {_fmt_ci(width)} | {_size(sizes, params, variant)} "
+            f"| {_fmt_ci(fair)} |"
+        )
+    verdicts = []
+    width, fair = _p_better(comparisons, "gru", "lstm"), _p_better(comparisons, "gru-eqp", "lstm")
+    if width and fair and params.get("gru") and params.get("lstm"):
+        ratio = params["gru"] / params["lstm"]
+        verdicts.append(
+            f"**GRU as good as LSTM, equal width vs equal parameters: {_outcome(width)} at equal width (where the GRU "
+            f"has {ratio:.2f}× the LSTM's recurrent parameters), {_outcome(fair)} at equal parameters.** "
+            f"P(GRU > LSTM) = {_fmt_ci(width)} and {_fmt_ci(fair)}. "
+            + (
+                "So the GRU's parameter saving costs no return here: the 'fewer parameters' claim holds."
+                if width[2] >= 0.5
+                else "So the saving is paid for in return: the 'fewer parameters' claim holds only as a count, "
+                "not as an equal result."
+            )
+        )
+    return lines, verdicts
+
+
+def _p_better(
+    comparisons: dict[tuple[str, str, str], tuple[float, float, float]], x: str, y: str
+) -> tuple[float, float, float] | None:
+    return comparisons.get((x, y, "all"))
+
+
+def _outcome(interval: tuple[float, float, float]) -> str:
+    if interval[1] > 0.5:
+        return "better"
+    if interval[2] < 0.5:
+        return "worse"
+    return "as good (no significant difference)"
+
+
+def _fmt_ci(interval: tuple[float, float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.2f} [{interval[1]:.2f}, {interval[2]:.2f}]"
+
+
+def _size(sizes: dict[str, float | None], params: dict[str, float | None], variant: str) -> str:
+    hidden, count = sizes.get(variant), params.get(variant)
+    return "-" if hidden is None or count is None else f"{hidden:.0f} / {count:.0f}"
+
+
+def _cost_of_benchmark(out_dir: Path, results: list[dict[str, Any]]) -> list[str]:
+    """What the committed results cost to produce: sweep wall time (summed over resumes) and per-run compute."""
+    meta = json.loads((out_dir / "sweep.json").read_text()) if (out_dir / "sweep.json").is_file() else {}
+    run_seconds = sum(_number(r.get("wall_seconds")) or 0.0 for r in results)
+    lines = ["", "## Cost of this benchmark", ""]
+    if meta.get("wall_seconds") is not None:
+        lines.append(
+            f"- Wall time: {meta['wall_seconds'] / 3600:.2f} h on {meta.get('machine', 'an unnamed machine')} with "
+            f"{meta.get('workers', '?')} worker(s) ({meta.get('backend', '?')} backend), summed over every "
+            "`rlgru bench` call that ran these runs."
+        )
+    lines.append(
+        f"- Compute: {run_seconds / 3600:.2f} worker-hours over {len(results)} runs (training and evaluation, "
+        "as each run measured itself)."
+    )
+    versions = ", ".join(f"{k} {meta[k]}" for k in ("rlgru", "torch", "python") if meta.get(k))
+    if versions:
+        lines.append(f"- Versions: {versions}.")
+    return lines
+
+
 def _iqm_of_task(task: str):  # noqa: ANN202 - a small closure factory
     return lambda sample: iqm(sample[task])
 
@@ -279,7 +441,7 @@ def _scores_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.nda
     for r in results:
         value = _normalized(r)
         if value is not None:
-            grouped[r["core"]][r["task"]].append(value)
+            grouped[r["variant"]][r["task"]].append(value)
     return {core: {task: np.array(v) for task, v in tasks.items()} for core, tasks in grouped.items()}
 
 
@@ -288,7 +450,7 @@ def _raw_by_core(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarra
     for r in results:
         value = _number(r.get("final_return"))
         if value is not None:
-            grouped[r["core"]][r["task"]].append(value)
+            grouped[r["variant"]][r["task"]].append(value)
     return {core: {task: np.array(v) for task, v in tasks.items()} for core, tasks in grouped.items()}
 
 
@@ -298,9 +460,19 @@ def _horizons(results: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _comparison_pairs(cores: list[str]) -> list[tuple[str, str]]:
-    """GRU against every other core, LSTM against RNN, then both against the reference: the claims are about GRU."""
-    others = [c for c in cores if c not in ("gru", REFERENCE_CORE)]
-    return [*(("gru", c) for c in others), ("lstm", "rnn"), ("gru", REFERENCE_CORE), ("lstm", REFERENCE_CORE)]
+    """GRU against every other core, LSTM against RNN, then both against the reference: the claims are about GRU.
+
+    Equal-parameter variants are compared with the core whose parameter count they match (the LSTM by default).
+    """
+    others = [c for c in cores if c not in ("gru", REFERENCE_CORE) and not is_equal_params(c)]
+    matched = [(c, "lstm") for c in cores if is_equal_params(c)]
+    return [
+        *(("gru", c) for c in others),
+        ("lstm", "rnn"),
+        ("gru", REFERENCE_CORE),
+        ("lstm", REFERENCE_CORE),
+        *matched,
+    ]
 
 
 def _comparisons(
@@ -339,7 +511,7 @@ def _verdicts(
     verdicts = []
     by_core: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
-        by_core[r["core"]].append(r)
+        by_core[r["variant"]].append(r)
     gru_p, lstm_p = (_median_value(by_core.get(core, []), "recurrent_params") for core in ("gru", "lstm"))
     if gru_p is not None and lstm_p:
         verdicts.append(
@@ -391,7 +563,9 @@ def _verdicts(
             f"[{low:.2f}, {high:.2f}] over {where}.{detail}"
         )
     if by_core.get("gru"):
-        others = [c for c in _order_cores(by_core) if c not in (*_CLAIMED_CORES, REFERENCE_CORE)]
+        others = [
+            c for c in _order_cores(by_core) if c not in (*_CLAIMED_CORES, REFERENCE_CORE) and not is_equal_params(c)
+        ]
         verdicts += [_versus_gru(core, by_core, comparisons) for core in others]
     return verdicts or ["Not enough completed runs to judge any claim."]
 
@@ -453,19 +627,9 @@ def _sweep_meta(out_dir: Path) -> str:
     return "Sweep — " + "; ".join(parts) + "."
 
 
-def _core_rank(core: str) -> tuple[int, int, str]:
-    """Registered cores in registry order, then other names found in results (alphabetical), the reference last."""
-    registered = core_names()
-    if core == REFERENCE_CORE:
-        return (2, 0, "")
-    if core in registered:
-        return (0, registered.index(core), "")
-    return (1, 0, core)
-
-
-def _order_cores(cores: Iterable[str]) -> list[str]:
-    """The order of table columns, rows and plot legends: see ``_core_rank``."""
-    return sorted(set(cores), key=_core_rank)
+#: column order (registry order, then equal-parameter variants, other cores, the reference): see ``variants``
+_core_rank = variant_names.variant_rank
+_order_cores = variant_names.order_variants
 
 
 def _slug(name: str) -> str:

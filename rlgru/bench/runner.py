@@ -100,7 +100,7 @@ def _train_and_measure(spec: RunSpec, run: RunDir) -> dict[str, Any]:
             else None
         ),
         "resumed_from": outcome.resumed_from,
-        "curve": _curve(run, outcome.timesteps, final),
+        "curve": _curve(run, outcome.timesteps, final, timing.train_seconds if timing else None),
         **_parameter_counts(model),
         "inference_latency_us": _inference_latency_us(model, spec, run),
     }
@@ -130,10 +130,13 @@ def identity(spec: RunSpec) -> dict[str, Any]:
         "env_id": spec.config.env.id,
         "env_kwargs": spec.config.env.env_kwargs,
         "hidden_size": spec.config.policy.hidden_size,
+        "sizing": spec.sizing,
         "task_info": {
             "optimal_return": reference.get("optimal_return"),
             "memoryless_return": reference.get("memoryless_return"),
             "horizon": spec.horizon,
+            "family": spec.family,
+            "memory_length": spec.memory_length,
         },
         "timesteps": None,
         "final_return": None,
@@ -151,15 +154,20 @@ def identity(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def _curve(run: RunDir, timesteps: int, final_mean: float | None) -> list[list[float]]:
-    """``[timesteps, mean return]`` from the periodic evaluations, ending with the final evaluation."""
-    points: list[list[float]] = []
+def _curve(run: RunDir, timesteps: int, final_mean: float | None, train_seconds: float | None) -> list[list[Any]]:
+    """``[timesteps, mean return, training seconds]`` from the periodic evaluations, then the final evaluation.
+
+    The seconds (training only, evaluation left out) let the report say how long each core took to reach a return;
+    they are None for logs written before the column existed.
+    """
+    points: list[list[Any]] = []
     if run.evaluations_csv.is_file():
         with run.evaluations_csv.open() as handle:
             for row in csv.DictReader(handle):
-                points.append([int(row["timesteps"]), float(row["mean_return"])])
+                seconds = row.get("train_seconds") or None
+                points.append([int(row["timesteps"]), float(row["mean_return"]), seconds and float(seconds)])
     if final_mean is not None and (not points or points[-1][0] < timesteps):
-        points.append([timesteps, float(final_mean)])
+        points.append([timesteps, float(final_mean), train_seconds])
     return points
 
 

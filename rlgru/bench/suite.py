@@ -17,6 +17,11 @@ through exactly the code path users train with, and any run can be reproduced al
     cores: [gru, lstm, rnn]
     seeds: [0, 1, 2, 3, 4]
     reference: {seeds: [0, 1, 2]}   # sb3-contrib's LSTM RecurrentPPO on the same configs; omit to skip
+
+A task with ``lengths`` stands for one task per value of a difficulty knob (``RepeatFirst-8``, ``RepeatFirst-16``,
+...): the horizon curves of the report are read from them. ``equal_parameters: {match: lstm}`` adds, beside each
+core at the suite's hidden size, the same core at the hidden size that gives it the matched core's recurrent
+parameter count, so every comparison can be read at equal width and at equal parameters.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
+from rlgru.bench.sizing import core_input_size, matching_hidden_size
 from rlgru.cores import core_names, resolve_core
 from rlgru.harness.config import RunConfig, StrictModel, describe_error, read_yaml_mapping, validate_config
 from rlgru.harness.errors import HarnessError
@@ -45,6 +51,29 @@ def _known_core(core: str) -> str:
     return core
 
 
+class LengthSweep(StrictModel):
+    """One task at several memory lengths: each value of ``knob`` (an env kwarg) becomes a task ``<name>-<value>``."""
+
+    knob: Annotated[str, Field(min_length=1)]
+    values: list[Annotated[int, Field(gt=0)]] = Field(min_length=2)
+    long_from: int | None = Field(
+        default=None, description="values from this one on are the 'long' horizon of the report's verdicts"
+    )
+
+    @model_validator(mode="after")
+    def _increasing(self) -> LengthSweep:
+        if any(later <= earlier for earlier, later in zip(self.values, self.values[1:], strict=False)):
+            raise ValueError(f"lengths.values must increase, got {self.values}")
+        return self
+
+
+class EqualParameters(StrictModel):
+    """Also run each core at the hidden size that matches ``match``'s recurrent parameter count."""
+
+    match: str = "lstm"
+    cores: list[str] | None = Field(default=None, description="which cores get a matched run; None: all but match")
+
+
 class SuiteTask(StrictModel):
     """One task of the suite: an env (as in a run config), its budgets and any per-task config changes."""
 
@@ -58,6 +87,31 @@ class SuiteTask(StrictModel):
         description="how long the memory must last; 'long' marks the tasks the report uses to judge gradient flow",
     )
     overrides: dict[str, Any] = Field(default_factory=dict)
+    lengths: LengthSweep | None = None
+
+    @model_validator(mode="after")
+    def _one_horizon_source(self) -> SuiteTask:
+        if self.lengths is not None and self.horizon is not None:
+            raise ValueError("give either horizon or lengths.long_from, not both")
+        if self.lengths is not None and self.lengths.knob in self.env.get("env_kwargs", {}):
+            raise ValueError(f"env_kwargs.{self.lengths.knob} is set by lengths.values; remove it from env_kwargs")
+        return self
+
+    def concrete(self) -> list[SuiteTask]:
+        """The tasks this entry stands for: itself, or one per length (named ``<name>-<value>``)."""
+        if self.lengths is None:
+            return [self]
+        sweep, tasks = self.lengths, []
+        for value in sweep.values:
+            env = deep_merge(self.env, {"env_kwargs": {sweep.knob: value}})
+            horizon = None if sweep.long_from is None else ("long" if value >= sweep.long_from else "short")
+            tasks.append(self.model_copy(update={"name": f"{self.name}-{value}", "env": env, "horizon": horizon}))
+        return tasks
+
+    def length_of(self, concrete_name: str) -> int | None:
+        if self.lengths is None:
+            return None
+        return int(concrete_name.rsplit("-", 1)[1])
 
 
 class ReferenceConfig(StrictModel):
@@ -79,10 +133,11 @@ class SuiteConfig(StrictModel):
     )
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     reference: ReferenceConfig | None = None
+    equal_parameters: EqualParameters | None = None
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> SuiteConfig:
-        names = [task.name for task in self.tasks]
+        names = [concrete.name for task in self.tasks for concrete in task.concrete()]
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"task names must be unique, repeated: {', '.join(duplicated)}")
@@ -92,7 +147,21 @@ class SuiteConfig(StrictModel):
             unknown = sorted(set(self.reference.tasks) - set(names))
             if unknown:
                 raise ValueError(f"reference.tasks names tasks not in the suite: {', '.join(unknown)}")
+        matched = self.equal_parameters
+        if matched is not None:
+            if matched.match not in self.cores:
+                raise ValueError(f"equal_parameters.match {matched.match!r} is not one of the suite's cores")
+            unknown = sorted(set(matched.cores or []) - set(self.cores))
+            if unknown:
+                raise ValueError(f"equal_parameters.cores names cores not in the suite: {', '.join(unknown)}")
         return self
+
+    def matched_cores(self) -> list[str]:
+        """The cores that also run at the matched parameter count (none without ``equal_parameters``)."""
+        if self.equal_parameters is None:
+            return []
+        chosen = self.equal_parameters.cores or self.cores
+        return [core for core in chosen if core != self.equal_parameters.match]
 
 
 @dataclass(frozen=True)
@@ -106,6 +175,11 @@ class RunSpec:
     budget: int
     horizon: str | None
     config: RunConfig
+    #: "hidden": the suite's hidden size; "params": sized to the matched core's recurrent parameter count
+    sizing: str = "hidden"
+    #: for tasks expanded from ``lengths``: the entry's name and this task's knob value
+    family: str | None = None
+    memory_length: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, so a run can be shipped to a worker process or a Ray node."""
@@ -117,6 +191,9 @@ class RunSpec:
             "budget": self.budget,
             "horizon": self.horizon,
             "config": self.config.model_dump(mode="json"),
+            "sizing": self.sizing,
+            "family": self.family,
+            "memory_length": self.memory_length,
         }
 
     @classmethod
@@ -138,25 +215,55 @@ def load_suite(path: str | Path) -> SuiteConfig:
 def expand(suite: SuiteConfig, where: str | Path = "suite") -> list[RunSpec]:
     """Every run of the suite, in a stable order (task, budget, seed, core): a sweep is resumable by run id."""
     runs: list[RunSpec] = []
-    for task in suite.tasks:
-        budgets = task.budgets or [None]
-        for budget in budgets:
-            for seed in suite.seeds:
-                for core in [*suite.cores, *([REFERENCE_CORE] if _has_reference(suite, task, seed) else [])]:
-                    config = _run_config(suite, task, core, seed, budget, where)
-                    label = task.name if len(budgets) == 1 else f"{task.name}@{_short(config.training.total_timesteps)}"
-                    runs.append(
-                        RunSpec(
-                            f"{label}-{run_label(core)}-s{seed}",
-                            label,
-                            core,
-                            seed,
-                            config.training.total_timesteps,
-                            task.horizon,
-                            config,
+    for entry in suite.tasks:
+        for task in entry.concrete():
+            length = entry.length_of(task.name)
+            family = entry.name if entry.lengths is not None else None
+            budgets = task.budgets or [None]
+            for budget in budgets:
+                for seed in suite.seeds:
+                    cores = [*suite.cores, *([REFERENCE_CORE] if _has_reference(suite, task, seed) else [])]
+                    variants = [(core, "hidden") for core in cores] + [(c, "params") for c in suite.matched_cores()]
+                    for core, sizing in variants:
+                        config = _run_config(suite, task, core, seed, budget, where)
+                        if sizing == "params":
+                            config = _matched_size(suite, config, core, where)
+                        label = (
+                            task.name if len(budgets) == 1 else f"{task.name}@{_short(config.training.total_timesteps)}"
                         )
-                    )
+                        size_tag = f"-eqp{config.policy.hidden_size}" if sizing == "params" else ""
+                        runs.append(
+                            RunSpec(
+                                f"{label}-{run_label(core)}{size_tag}-s{seed}",
+                                label,
+                                core,
+                                seed,
+                                config.training.total_timesteps,
+                                task.horizon,
+                                config,
+                                sizing,
+                                family,
+                                length,
+                            )
+                        )
     return runs
+
+
+def _matched_size(suite: SuiteConfig, config: RunConfig, core: str, where: str | Path) -> RunConfig:
+    """``config`` with the hidden size at which ``core`` has the matched core's recurrent parameter count."""
+    assert suite.equal_parameters is not None
+    try:
+        hidden = matching_hidden_size(
+            core,
+            suite.equal_parameters.match,
+            config.policy.hidden_size,
+            input_size=core_input_size(config),
+            n_layers=config.policy.n_layers,
+            settings=config.policy.core_kwargs or {},
+        )
+    except ValueError as error:
+        raise HarnessError(f"equal_parameters: {error}", where=where) from None
+    return config.model_copy(update={"policy": config.policy.model_copy(update={"hidden_size": hidden})})
 
 
 def _has_reference(suite: SuiteConfig, task: SuiteTask, seed: int) -> bool:
@@ -207,6 +314,8 @@ def run_label(core: str) -> str:
 
 __all__ = [
     "REFERENCE_CORE",
+    "EqualParameters",
+    "LengthSweep",
     "run_label",
     "ReferenceConfig",
     "RunSpec",

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from rlgru import __version__ as rlgru_version
 from rlgru.bench.lifeline import die_with_parent
 from rlgru.bench.results import is_complete, read_result, write_result
 from rlgru.bench.runner import config_mismatch, execute, identity, run_dir_of
@@ -188,6 +189,7 @@ def _write_meta(out_dir: Path, suite_path: Path, backend: str, workers: int, wal
         "workers": workers,
         "machine": machine_description(),
         "wall_seconds": round(wall, 1),
+        "rlgru": rlgru_version,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }

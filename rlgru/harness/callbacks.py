@@ -78,15 +78,26 @@ def save_model(model: BaseAlgorithm, path: Path, statistics_path: Path) -> None:
     atomic_save(path, model.save)
 
 
-EVALUATION_COLUMNS = ("timesteps", "mean_return", "std_return", "episodes")
+EVALUATION_COLUMNS = ("timesteps", "mean_return", "std_return", "episodes", "train_seconds")
 
 
 class PeriodicEvalCallback(BaseCallback):
     """Every ``eval_freq`` timesteps: evaluate with the state carried as in training, log ``eval/*``, append a
     row to ``evaluations.csv`` (a learning curve that survives ``--resume``)."""
 
-    def __init__(self, eval_env: VecEnv, eval_freq: int, n_episodes: int, deterministic: bool, csv_path: Path) -> None:
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        eval_freq: int,
+        n_episodes: int,
+        deterministic: bool,
+        csv_path: Path,
+        training_seconds: Callable[[], float | None] | None = None,
+    ) -> None:
+        """:param training_seconds: the run's training time so far (evaluation left out), logged beside each
+        evaluation so time-to-return can be read from the curve."""
         super().__init__()
+        self.training_seconds = training_seconds
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.n_episodes = n_episodes
@@ -106,6 +117,7 @@ class PeriodicEvalCallback(BaseCallback):
             return
         self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
         started = time.perf_counter()
+        trained_for = self.training_seconds() if self.training_seconds is not None else None
         # The VecNormalize itself, not the top of the training stack: SB3 may have put a VecTransposeImage over
         # it (image observations) that the evaluation envs do not need, since predict() transposes images itself.
         training_normalize = self.model.get_vec_normalize_env()
@@ -124,7 +136,13 @@ class PeriodicEvalCallback(BaseCallback):
         append_row(
             self.csv_path,
             EVALUATION_COLUMNS,
-            [self.num_timesteps, f"{result.mean:.6g}", f"{result.std:.6g}", len(result.returns)],
+            [
+                self.num_timesteps,
+                f"{result.mean:.6g}",
+                f"{result.std:.6g}",
+                len(result.returns),
+                "" if trained_for is None else f"{trained_for:.3f}",
+            ],
         )
         self.seconds += time.perf_counter() - started
 

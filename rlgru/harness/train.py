@@ -310,6 +310,7 @@ def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: Train
             config.evaluation.episodes,
             config.evaluation.deterministic,
             run.evaluations_csv,
+            training_seconds=lambda: clock.totals().train_seconds,
         )
         clock.evaluation = evaluation
         callbacks.append(evaluation)
@@ -328,7 +329,9 @@ def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: Train
 def make_eval_env(config: RunConfig, model: RecurrentPPO) -> VecEnv:
     """Envs seeded apart from training; VecNormalize frozen, with the training statistics."""
     n_envs = config.evaluation.n_envs or config.env.n_envs
-    env = make_env(config.env, seed=config.seed + EVAL_SEED_OFFSET, n_envs=n_envs, vec_env="dummy")
+    # The batched version where training uses it (same episodes, no per-env loop); never subprocesses for this.
+    kind = "batched" if config.env.vec_env == "batched" else "dummy"
+    env = make_env(config.env, seed=config.seed + EVAL_SEED_OFFSET, n_envs=n_envs, vec_env=kind)
     env = normalize_env(env, config.env, config.algorithm.gamma, training=False)
     training = model.get_vec_normalize_env()
     if training is not None:

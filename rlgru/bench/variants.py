@@ -1,0 +1,63 @@
+"""How a run's core shows in tables and plots: ``gru`` at the suite's width, ``gru-eqp`` at equal parameters.
+
+Suites with ``equal_parameters`` run a core twice (see ``rlgru.bench.sizing``); the report keeps those apart as two
+*variants* of the core, and orders them registered cores first, their equal-parameter runs next, the reference last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rlgru.bench.suite import REFERENCE_CORE
+from rlgru.cores.registry import core_names
+
+#: appended to a core's name for its runs sized to the matched core's parameter count
+EQUAL_PARAMS_SUFFIX = "-eqp"
+
+
+def variant_of(result: dict[str, Any]) -> str:
+    """The column a result belongs to: its core, marked when it was sized to equal parameters."""
+    core = str(result.get("core"))
+    return f"{core}{EQUAL_PARAMS_SUFFIX}" if result.get("sizing") == "params" else core
+
+
+def base_core(variant: str) -> str:
+    return variant.removesuffix(EQUAL_PARAMS_SUFFIX)
+
+
+def is_equal_params(variant: str) -> bool:
+    return variant.endswith(EQUAL_PARAMS_SUFFIX)
+
+
+def variant_rank(variant: str) -> tuple[int, int, str]:
+    """Registered cores in registry order, their equal-parameter runs, other names (alphabetical), the reference."""
+    registered = core_names()
+    core = base_core(variant)
+    if variant == REFERENCE_CORE:
+        return (3, 0, "")
+    if core in registered:
+        return (1 if is_equal_params(variant) else 0, registered.index(core), "")
+    return (2, 0, variant)
+
+
+def order_variants(variants: Iterable[str]) -> list[str]:
+    """The order of table columns, rows and plot legends."""
+    return sorted(set(variants), key=variant_rank)
+
+
+def task_order(task: str) -> tuple[str, float]:
+    """Length-sweep tasks in order of length (``RepeatFirst-8`` before ``RepeatFirst-32``), others by name."""
+    family, _, tail = task.rpartition("-")
+    return (family, float(tail)) if family and tail.isdigit() else (task, -1.0)
+
+
+__all__ = [
+    "task_order",
+    "EQUAL_PARAMS_SUFFIX",
+    "base_core",
+    "is_equal_params",
+    "order_variants",
+    "variant_of",
+    "variant_rank",
+]
