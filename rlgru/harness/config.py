@@ -204,7 +204,11 @@ class TrainingConfig(StrictModel):
     checkpoint_freq: NonNegativeInt = Field(default=50_000, description="0 disables periodic checkpoints")
     log_interval: PositiveInt = 1
     device: str = Field(default="cpu", description="small recurrent nets run faster on CPU than on a GPU")
-    torch_threads: PositiveInt | None = None
+    torch_threads: PositiveInt | None = Field(
+        default=1,
+        description="torch intra-op threads; 1 is fastest for policies this size (benchmarks/training_speed.py "
+        "--threads: two OpenMP threads were slower for rlgru and SB3 alike); None: torch's default",
+    )
     verbose: Annotated[int, Field(ge=0, le=2)] = 0
     guard: GuardConfig = Field(default_factory=GuardConfig)
 
