@@ -16,10 +16,8 @@ import yaml
 from rlgru.bench.popgym_reference import (
     DIFFERENCES,
     MISSING,
-    PAPER_WRAPPERS,
     PUBLISHED,
     TASKS,
-    POPGymWrappers,
     mmer,
     plain_env_id,
     published,
@@ -28,9 +26,10 @@ from rlgru.bench.popgym_reference import (
 from rlgru.bench.suite import expand, load_suite
 from rlgru.cli import main
 from rlgru.harness.env_factory import make_env
+from rlgru.popgym_wrappers import PAPER_WRAPPERS, POPGymWrappers
 
 SUITE = Path(__file__).resolve().parents[1] / "configs" / "bench" / "popgym.yaml"
-ADAPTER = "rlgru.bench.popgym_reference:POPGymWrappers"
+ADAPTER = "rlgru.popgym_wrappers:POPGymWrappers"
 
 
 def test_suite_expands_to_four_tasks_by_two_cores_by_five_seeds_with_ten_evaluations_each() -> None:
@@ -146,3 +145,36 @@ def test_tiny_popgym_bench_run_end_to_end(tmp_path: Path) -> None:
     assert result["status"] == "ok" and len(result["curve"]) >= 10
     summary = mmer([result])[("RepeatPreviousEasy", "gru")]
     assert summary.n == 1 and -1.0 <= summary.mean <= 1.0  # POPGym scales every episode's return into [-1, 1]
+
+
+def test_report_puts_our_mmer_beside_the_published_figures(tmp_path: Path) -> None:
+    """The section shows what was found (marked when unverified), says what was not, and what differs."""
+    from rlgru.bench.report import write_report
+
+    for task, env_id in (("CartPole", "popgym-PositionOnlyCartPoleEasy-v0"), ("First", "popgym-RepeatFirstEasy-v0")):
+        for core, best in (("gru", 0.9), ("lstm", 0.5)):
+            for seed in range(3):
+                run = tmp_path / "runs" / f"{task}-{core}-s{seed}"
+                run.mkdir(parents=True)
+                curve = [[100, -0.5, 1.0], [200, best + 0.01 * seed, 2.0], [300, best - 0.2, 3.0]]
+                result = {
+                    "run_id": run.name,
+                    "task": task,
+                    "core": core,
+                    "seed": seed,
+                    "status": "ok",
+                    "env_id": f"popgym:{env_id}",
+                    "timesteps": 300,
+                    "final_return": best - 0.2,
+                    "curve": curve,
+                    "task_info": {"optimal_return": None, "memoryless_return": None, "horizon": None},
+                }
+                (run / "result.json").write_text(json.dumps(result))
+    readme = write_report(tmp_path, n_resamples=100).read_text()
+    assert "## Beside published results: POPGym" in readme
+    # MMER is the best point of each curve (0.90, 0.91, 0.92), not the final return
+    assert "| CartPole | StatelessCartPoleEasy | 0.910 ± 0.010 (n=3) | not found | 0.510 ± 0.010 (n=3) |" in readme
+    assert "1.000 ± 0.000 †" in readme and "† LSTM StatelessCartPoleEasy: Appendix Table 3" in readme
+    assert "RepeatFirstEasy GRU" in readme.split("*Not found:*")[1]
+    assert "POPGym, GRU vs LSTM in our runs: GRU better.** P(GRU > LSTM) on per-run MMER = 1.00" in readme
+    assert "- Budget: the paper trains 10M-15M environment steps" in readme

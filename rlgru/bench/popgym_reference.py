@@ -1,5 +1,5 @@
 """The POPGym side of the POPGym comparison: the paper's published GRU/LSTM numbers, its metric (MMER) computed over
-our runs, the differences between the two setups, and the adapter that runs POPGym's own observation wrappers.
+our runs, and the differences between the two setups (POPGym's wrappers run through ``rlgru.popgym_wrappers``).
 
 Source: Morad, Kortvelesy, Bettini, Liwicki, Prorok, "POPGym: Benchmarking Partially Observable Reinforcement
 Learning", ICLR 2023 (https://openreview.net/forum?id=chDrutUTs0K, arXiv:2303.01859); the experiments ran the code
@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
-
-import gymnasium as gym
-
-from rlgru.harness.env_factory import resolve_wrapper
 
 PAPER = (
     "Morad, Kortvelesy, Bettini, Liwicki, Prorok. POPGym: Benchmarking Partially Observable Reinforcement Learning. "
@@ -32,9 +28,6 @@ TASKS: dict[str, str] = {
     "popgym-CountRecallEasy-v0": "CountRecallEasy",
     "popgym-PositionOnlyCartPoleEasy-v0": "StatelessCartPoleEasy",
 }
-
-#: the wrappers POPGym's baselines put on every env (``popgym/baselines/ppo.py``: ``Antialias(PreviousAction(env))``)
-PAPER_WRAPPERS: tuple[str, ...] = ("popgym.wrappers:PreviousAction", "popgym.wrappers:Antialias")
 
 Core = Literal["gru", "lstm"]
 
@@ -197,49 +190,12 @@ What differs between these runs and the POPGym paper's GRU/LSTM numbers (Morad e
 """
 
 
-# ------------------------------------------------------------------------------------------------ wrappers
-class POPGymWrappers(gym.Wrapper):
-    """POPGym's own wrappers (by default the paper's: previous action, then the is-first-step flag) under rlgru's
-    env factory, for ``env.wrappers``: ``{rlgru.bench.popgym_reference:POPGymWrappers: {wrappers: [...]}}``.
-
-    POPGym's wrappers insist on wrapping a ``POPGymEnv`` itself, but the factory hands wrappers the env inside a
-    ``Monitor`` (and ``gym.make``'s checkers); a thin view that passes for a POPGymEnv sits in between.
-    """
-
-    def __init__(self, env: gym.Env, wrappers: Sequence[str] = PAPER_WRAPPERS) -> None:
-        inner: gym.Env = _popgym_view(env)
-        for name in wrappers:
-            inner = resolve_wrapper(name)(inner)
-        super().__init__(inner)
-
-
-def _popgym_view(env: gym.Env) -> gym.Env:
-    """``env`` as a ``POPGymEnv`` whose hidden state is the innermost env's (popgym is imported only here, so this
-    module, which the report imports, works without it)."""
-    from popgym.core.env import POPGymEnv
-
-    if not isinstance(env.unwrapped, POPGymEnv):
-        raise TypeError(f"POPGym's wrappers need a POPGym env, got {type(env.unwrapped).__name__}")
-
-    class POPGymView(gym.Wrapper, POPGymEnv):
-        @property
-        def state_space(self) -> gym.Space:
-            return self.env.unwrapped.state_space
-
-        def get_state(self) -> Any:
-            return self.env.unwrapped.get_state()
-
-    return POPGymView(env)
-
-
 __all__ = [
     "DIFFERENCES",
     "MISSING",
     "MMER",
     "PAPER",
-    "PAPER_WRAPPERS",
     "PUBLISHED",
-    "POPGymWrappers",
     "Published",
     "TASKS",
     "mmer",

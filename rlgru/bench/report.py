@@ -273,7 +273,7 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     efficiency = efficiency_tables(ok)
     if efficiency:
         lines += ["", "## Steps and seconds to 90% of the optimum", "", *efficiency]
-    lines += published_section(ok)
+    lines += published_section(ok, n_resamples)
     verdicts = [*horizon_verdicts, *_verdicts(ok, scores, comparisons), *fair_verdicts]
     lines += ["", "## Verdicts", ""] + [f"- {v}" for v in verdicts]
     if plots:
