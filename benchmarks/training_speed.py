@@ -34,7 +34,19 @@ from stable_baselines3.common.utils import LinearSchedule
 
 ENV_ID = "rlgru/CartPoleNoVel-v1"
 N_ENVS = 8
-ALGORITHMS = ("rlgru-gru", "rlgru-lstm", "sb3-contrib-lstm", "sb3-ppo-mlp", "rlgru-mingru", "rlgru-lru")
+ALGORITHMS = (
+    "rlgru-gru",
+    "rlgru-lstm",
+    "sb3-contrib-lstm",
+    "sb3-ppo-mlp",
+    "rlgru-mingru",
+    "rlgru-lru",
+    "rlgru-gru-batched",
+    "sb3-ppo-mlp-batched",
+)
+#: a "-batched" algorithm steps rlgru's natively batched CartPoleNoVel (``env.vec_env: batched``; the same
+#: episodes as SB3's DummyVecEnv of single envs, replay-tested in tests/test_vector_envs.py) instead of a DummyVecEnv
+BATCHED_SUFFIX = "-batched"
 #: the comparison README's table is about; the other rlgru cores on request (--algorithms)
 DEFAULT_ALGORITHMS = ALGORITHMS[:4]
 
@@ -58,7 +70,13 @@ def make_algorithm(name: str, seed: int, n_envs: int = N_ENVS, hidden_size: int 
     feed-forward PPO keeps rl-zoo3's 64-unit heads: it has no memory to size)."""
     import envs  # noqa: F401  (registers rlgru/ ids)
 
-    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
+    if name.endswith(BATCHED_SUFFIX):
+        from rlgru.vec_env import make_batched_vec_env
+
+        name = name.removesuffix(BATCHED_SUFFIX)
+        env = make_batched_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
+    else:
+        env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
     base_policy = {"net_arch": {"pi": [64], "vf": [64]}, "activation_fn": th.nn.ReLU, "ortho_init": False}
     recurrent_policy = {**base_policy, "lstm_hidden_size": hidden_size, "enable_critic_lstm": True}
     if name.startswith("rlgru-"):
