@@ -364,11 +364,19 @@ def dump_config(config: RunConfig, path: Path) -> None:
     atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
+#: settings that change how a run executes, not what it learns: a resume may differ in them (a run started when the
+#: thread default was torch's own resumes under today's default of one thread)
+EXECUTION_ONLY_KEYS = frozenset({"training.torch_threads", "training.verbose"})
+
+
 def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Key paths whose values differ between two config dicts (used to guard ``--resume``)."""
+    """Key paths whose values differ between two config dicts (used to guard ``--resume``), execution-only
+    settings left out."""
     keys: list[str] = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
+        if path in EXECUTION_ONLY_KEYS:
+            continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             keys.extend(differing_keys(a, b, f"{path}."))
