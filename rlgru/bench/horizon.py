@@ -123,6 +123,9 @@ def plot_horizons(out_dir: Path, scores: HorizonScores, knobs: dict[str, str], n
         ax.axhline(HOLD_THRESHOLD, color="grey", linestyle=":", linewidth=0.8)
         ax.axhline(0.0, color="grey", linestyle="-.", linewidth=0.8)
         ax.set_xscale("log", base=2)
+        ticks = sorted({n for curve in scores[family].values() for n in curve})
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+        ax.minorticks_off()
         ax.set(
             title=f"{family}: where memory breaks",
             xlabel=f"memory length ({knobs.get(family, 'length')})",
