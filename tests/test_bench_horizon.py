@@ -255,3 +255,14 @@ def test_report_has_the_horizon_headline_equal_budgets_efficiency_and_one_html_p
     assert "<table>" in page and "Where each core breaks" in page
     sources = re.findall(r'src="([^"]*)"', page)
     assert sources and all(src.startswith("data:image/png;base64,") for src in sources)  # nothing to fetch
+
+
+def test_report_says_when_results_are_partial(tmp_path: Path) -> None:
+    for seed in range(2):
+        _fake(tmp_path, "Task-4", "Task", 4, "short", "gru", seed, 0.9)
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": 5, "wall_seconds": 7200.0, "workers": 2}))
+    readme = write_report(tmp_path, n_resamples=20).read_text()
+    assert "**Partial results: 2 of the suite's 5 runs have completed.**" in readme
+    assert "Wall time: 2.00 h" in readme
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": 2}))
+    assert "Partial results" not in write_report(tmp_path, n_resamples=20).read_text()

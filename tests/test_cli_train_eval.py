@@ -74,7 +74,8 @@ def test_train_writes_the_run_directory(trained: Path) -> None:
     assert evaluation["optimal_return"] == 1.0 and evaluation["memoryless_return"] == 0.5
     assert evaluation["mean_return"] == pytest.approx(np.mean(evaluation["returns"]))
     rows = run.evaluations_csv.read_text().splitlines()
-    assert rows[0] == "timesteps,mean_return,std_return,episodes,train_seconds" and [r.split(",")[0] for r in rows[1:]] == ["64"]
+    assert rows[0] == "timesteps,mean_return,std_return,episodes,train_seconds"
+    assert [r.split(",")[0] for r in rows[1:]] == ["64"]
 
 
 def test_tensorboard_has_sb3_and_memory_scalars(trained: Path) -> None:

@@ -155,7 +155,8 @@ def test_dump_round_trips(tmp_path: Path) -> None:
     changed = load_config(tmp_path / "config.yaml", ["seed=3", "policy.hidden_size=8"])
     assert differing_keys(config_to_dict(config), config_to_dict(changed)) == ["policy.hidden_size", "seed"]
     # how a run executes is not what it learns: a resume may change the thread count or verbosity
-    faster = config.model_copy(update={"training": config.training.model_copy(update={"torch_threads": 2, "verbose": 1})})
+    training = config.training.model_copy(update={"torch_threads": 2, "verbose": 1})
+    faster = config.model_copy(update={"training": training})
     assert differing_keys(config_to_dict(config), config_to_dict(faster)) == []
 
 

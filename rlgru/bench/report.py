@@ -194,6 +194,14 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     meta = _sweep_meta(out_dir)
     if meta:
         lines += [f"{meta}", ""]
+    planned = _planned_runs(out_dir)
+    if planned is not None and len(ok) < planned:
+        lines += [
+            f"**Partial results: {len(ok)} of the suite's {planned} runs have completed.** Running the same "
+            "`rlgru bench` command again resumes the rest; every table and verdict below covers the completed runs "
+            "only.",
+            "",
+        ]
     lines += [
         f"{len(ok)} completed runs ({len(failed)} failed) over {len(tasks)} tasks × {len(cores)} cores. Returns are "
         "deterministic-policy evaluation returns at the end of training; *memoryless* is the best return any policy "
@@ -405,6 +413,16 @@ def _fmt_ci(interval: tuple[float, float, float] | None) -> str:
 def _size(sizes: dict[str, float | None], params: dict[str, float | None], variant: str) -> str:
     hidden, count = sizes.get(variant), params.get(variant)
     return "-" if hidden is None or count is None else f"{hidden:.0f} / {count:.0f}"
+
+
+def _planned_runs(out_dir: Path) -> int | None:
+    """How many runs the suite has, as the last ``rlgru bench`` on this directory recorded it."""
+    path = out_dir / "sweep.json"
+    try:
+        runs = json.loads(path.read_text()).get("runs") if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return runs if isinstance(runs, int) else None
 
 
 def _cost_of_benchmark(out_dir: Path, results: list[dict[str, Any]]) -> list[str]:
