@@ -140,3 +140,32 @@ def _both_runs_training(out: Path) -> bool:
     """Two run directories with a checkpoint and neither finished."""
     started = {path.parent.parent for path in out.glob("runs/*/checkpoints/*.zip")}
     return len(started) == 2 and not any((run / "result.json").exists() for run in started)
+
+
+def test_a_terminated_sweep_stops_its_workers_and_records_its_wall_time(tmp_path: Path) -> None:
+    """SIGTERM ends ``rlgru bench`` like Ctrl-C (exit 130, no worker left behind), and ``sweep.json`` holds the wall
+    time up to then, so the report's cost of a resumed benchmark counts every call."""
+    suite = write_suite(tmp_path, budget=4096, seeds=(0, 1, 2), checkpoint_freq=1024)
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rlgru.cli", "bench", str(suite), "--out", str(out), "--workers", "1", "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "sweep.json").is_file():  # written after the first run
+        time.sleep(0.1)
+    assert (out / "sweep.json").is_file(), "a sweep records its wall time after every run"
+    first = json.loads((out / "sweep.json").read_text())["wall_seconds"]
+    children = subprocess.run(["pgrep", "-P", str(sweep.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the pool's worker processes are running"
+    sweep.terminate()
+    assert sweep.wait(timeout=60) == 130, sweep.stderr.read() if sweep.stderr else ""
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["wall_seconds"] >= first > 0 and meta["runs"] == 3
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.1)
+    alive = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if Path(f"/proc/{pid}").exists()}
+    assert alive == {}, "no worker outlives the sweep"

@@ -13,8 +13,11 @@ import json
 import multiprocessing
 import os
 import platform
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -101,14 +104,37 @@ def _run_sweep(
         else _local_results(pending, out_dir, workers)
     )
     try:
-        for result in results:
-            outcome.completed.append(result)
-            if on_result is not None:
-                on_result(result)
+        with _terminate_as_interrupt():
+            for result in results:
+                outcome.completed.append(result)
+                if on_result is not None:
+                    on_result(result)
+                # after every run, so a sweep killed outright (SIGKILL, a lost machine) still counts its time
+                _write_meta(out_dir, suite_path, backend, workers, previous + time.perf_counter() - started, len(runs))
     finally:
         outcome.wall_seconds = time.perf_counter() - started
         _write_meta(out_dir, suite_path, backend, workers, previous + outcome.wall_seconds, len(runs))
     return outcome
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's stop) ends the sweep like Ctrl-C: workers stopped, wall time recorded.
+
+    Only in the main thread, where Python runs signal handlers; elsewhere (a sweep run from a thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _local_results(pending: list[RunSpec], out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:
