@@ -32,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path("results") / suite.name
     runs, pending = plan(args.suite, out_dir)
     print(
-        f"{suite.name}: {len(runs)} runs ({len(suite.tasks)} tasks, cores {', '.join(suite.cores)}"
-        f"{', sb3-contrib reference' if suite.reference else ''}, {len(suite.seeds)} seeds); "
+        f"{suite.name}: {len(runs)} runs ({len({run.task for run in runs})} tasks, cores {', '.join(suite.cores)}"
+        f"{', sb3-contrib reference' if suite.reference else ''}"
+        f"{'; at equal parameters too: ' + ', '.join(suite.matched_cores()) if suite.matched_cores() else ''}"
+        f"; {len(suite.seeds)} seeds); "
         f"{len(runs) - len(pending)} already done, {len(pending)} to run -> {out_dir}"
     )
     if args.dry_run:
