@@ -395,7 +395,11 @@ def _equal_parameter_section(
 def _p_better(
     comparisons: dict[tuple[str, str, str], tuple[float, float, float]], x: str, y: str
 ) -> tuple[float, float, float] | None:
-    return comparisons.get((x, y, "all"))
+    direct = comparisons.get((x, y, "all"))
+    if direct is not None:
+        return direct
+    reverse = comparisons.get((y, x, "all"))  # P(X > Y) = 1 - P(Y > X): ties count half
+    return None if reverse is None else (1 - reverse[0], 1 - reverse[2], 1 - reverse[1])
 
 
 def _outcome(interval: tuple[float, float, float]) -> str:
@@ -484,6 +488,8 @@ def _comparison_pairs(cores: list[str]) -> list[tuple[str, str]]:
     """
     others = [c for c in cores if c not in ("gru", REFERENCE_CORE) and not is_equal_params(c)]
     matched = [(c, "lstm") for c in cores if is_equal_params(c)]
+    if matched:  # each core against the LSTM at equal width too, for the equal-width-or-parameters table
+        matched = [(c, "lstm") for c in others if c not in ("lstm", "rnn")] + matched
     return [
         *(("gru", c) for c in others),
         ("lstm", "rnn"),
