@@ -90,7 +90,9 @@ def efficiency_tables(results: list[dict[str, Any]]) -> list[str]:
                 continue
             reached = sum(run.steps is not None for run in runs)
             steps = censored_median([run.steps for run in runs])
-            seconds = censored_median([run.seconds if run.steps is not None else None for run in runs])
+            # a run that got there but logged no seconds (an older rlgru) leaves the time unknown, not "never"
+            timed = all(run.seconds is not None for run in runs if run.steps is not None)
+            seconds = censored_median([run.seconds for run in runs]) if timed else None
             if steps is None:
                 row.append(f"> {_k(max(run.budget for run in runs))} ({reached}/{len(runs)})")
             else:

@@ -398,8 +398,14 @@ def _p_better(
     direct = comparisons.get((x, y, "all"))
     if direct is not None:
         return direct
-    reverse = comparisons.get((y, x, "all"))  # P(X > Y) = 1 - P(Y > X): ties count half
-    return None if reverse is None else (1 - reverse[0], 1 - reverse[2], 1 - reverse[1])
+    reverse = comparisons.get((y, x, "all"))
+    return None if reverse is None else _complement(reverse)
+
+
+def _complement(interval: tuple[float, float, float]) -> tuple[float, float, float]:
+    """P(Y > X) and its CI from P(X > Y)'s: ties count half, so one is one minus the other (bounds swap)."""
+    point, low, high = interval
+    return 1.0 - point, 1.0 - high, 1.0 - low
 
 
 def _outcome(interval: tuple[float, float, float]) -> str:
@@ -617,8 +623,8 @@ def _versus_gru(
 
 
 def _against_gru(core: str, gru_vs_core: tuple[float, float, float], where: str) -> str:
-    """Turn P(GRU > core) into P(core > GRU) (ties count half, so it is the complement) and name the outcome."""
-    point, low, high = (1.0 - v for v in (gru_vs_core[0], gru_vs_core[2], gru_vs_core[1]))
+    """Turn P(GRU > core) into P(core > GRU) and name the outcome."""
+    point, low, high = _complement(gru_vs_core)
     word = "better" if low > 0.5 else ("worse" if high < 0.5 else "no significant difference")
     return f"{word} {where}, P({core} > GRU) = {point:.2f} [{low:.2f}, {high:.2f}]"
 
