@@ -143,6 +143,12 @@ class GradientStep:
             previous.flat.attach()
         return previous
 
+    def apply(self, max_grad_norm: float) -> None:
+        """Clip and step with a gradient already written into the flat buffer (``rlgru.fused_update``)."""
+        assert self.flat is not None, "apply() needs the flat gradient buffer"
+        self.flat.clip_norm_(max_grad_norm)
+        self.optimizer_step()
+
     def __call__(self, loss: th.Tensor, max_grad_norm: float) -> None:
         if self.flat is not None:
             self.flat.zero_()

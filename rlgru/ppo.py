@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru.buffers import SequenceBatch, make_rollout_buffer
 from rlgru.fused_heads import LossSettings, fused_heads_supported, ppo_loss
+from rlgru.fused_update import FusedUpdate
 from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
 from rlgru.optim_step import GradientStep
 from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
@@ -262,13 +263,19 @@ class RecurrentPPO(OnPolicyAlgorithm):
         fused = fused_heads_supported(self.policy)
         gradient_step = GradientStep.for_module(self._gradient_step, self.policy, self.policy.optimizer)
         self._gradient_step = gradient_step
+        # losses and gradient without autograd where the policy allows it (rlgru.fused_update); same numbers
+        fused_update = FusedUpdate.for_policy(self.policy, gradient_step.flat) if fused else None
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
         continue_training = True
         for epoch in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
                 if epoch == 0 and not stats["pg"] and self.logger.output_formats:  # (unread if logged nowhere)
                     self._log_memory_diagnostics(batch)
-                losses = self.minibatch_losses(batch, clip_range, clip_range_vf, fused)
+                if fused_update is not None:
+                    losses = fused_update(batch, clip_range, clip_range_vf, self.ent_coef, self.vf_coef,
+                                          self.normalize_advantage)
+                else:
+                    losses = self.minibatch_losses(batch, clip_range, clip_range_vf, fused)
                 for key in stats:
                     stats[key].append(losses[key].detach())
                 if self.target_kl is not None and float(losses["kl"]) > 1.5 * self.target_kl:
@@ -276,8 +283,10 @@ class RecurrentPPO(OnPolicyAlgorithm):
                     if self.verbose >= 1:
                         print(f"Early stopping at step {epoch} due to reaching max kl: {float(losses['kl']):.2f}")
                     break
-                # zero_grad, backward, clip_grad_norm_, optimizer.step (rlgru.optim_step)
-                gradient_step(losses["loss"], self.max_grad_norm)
+                if fused_update is not None:  # the gradient is in the flat buffer already
+                    gradient_step.apply(self.max_grad_norm)
+                else:  # zero_grad, backward, clip_grad_norm_, optimizer.step (rlgru.optim_step)
+                    gradient_step(losses["loss"], self.max_grad_norm)
             self._n_updates += 1
             if not continue_training:
                 break

@@ -14,8 +14,10 @@ import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
-from rlgru import RecurrentPPO
+from rlgru import RecurrentPPO, fused_heads
 from rlgru.cores import core_names
+from rlgru.fused_update import FusedUpdate
+from rlgru.optim_step import GradientStep
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
 
 
@@ -44,13 +46,23 @@ def collect(model: RecurrentPPO, n_rollouts: int) -> None:
 
 
 def assert_replay_matches_rollout(model: RecurrentPPO) -> None:
+    """Both ways train() computes a minibatch: ``minibatch_losses`` and, where the policy allows it, the
+    autograd-free update (``rlgru.fused_update``)."""
     buffer = model.rollout_buffer
+    fused_update = FusedUpdate.for_policy(model.policy, GradientStep(model.policy, model.policy.optimizer).flat)
+    policy = model.policy
+    covered = (policy.core in ("gru", "lstm") and policy.critic_core is not None
+               and fused_heads.fused_heads_supported(policy))
+    assert (fused_update is not None) == covered, "the fused update covers separate GRU/LSTM kernel cores"
     n_checked = 0
     with th.no_grad():
         for batch in buffer.get(model.batch_size):
-            losses = model.minibatch_losses(batch, clip_range=0.2)
-            np.testing.assert_allclose(losses["log_prob"], batch.old_log_prob, atol=1e-5)
-            np.testing.assert_allclose(losses["values"], batch.old_values, atol=1e-5)
+            computed = [model.minibatch_losses(batch, clip_range=0.2)]
+            if fused_update is not None:
+                computed.append(fused_update(batch, 0.2, None, model.ent_coef, model.vf_coef, True))
+            for losses in computed:
+                np.testing.assert_allclose(losses["log_prob"], batch.old_log_prob, atol=1e-5)
+                np.testing.assert_allclose(losses["values"], batch.old_values, atol=1e-5)
             n_checked += int(batch.mask.sum())
     assert n_checked == buffer.buffer_size * buffer.n_envs, "every rollout sample is replayed exactly once"
 

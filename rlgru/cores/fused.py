@@ -296,7 +296,7 @@ def _stacked(finals: list[torch.Tensor]) -> torch.Tensor:
 
 #: what each cell module (``fused_gru``, ``fused_lstm``) exports besides its own names
 CELL_EXPORTS = (
-    *("DISABLE_ENV", "KERNEL", "available", "fused_ok"),
+    *("CELL", "DISABLE_ENV", "KERNEL", "available", "fused_ok"),
     *("load_extension", "release_cached_memory", "run_layers", "run_pair"),
 )
 

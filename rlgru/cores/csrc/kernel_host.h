@@ -143,27 +143,33 @@ class PackCache {
   uint64_t clock_ = 0;
 };
 
-// x [R, I] @ w [N, I]^T + bias for problems too small for a BLAS call to pay its overhead (a rollout step's input
-// projection: a few rows, a few inputs).
+// x [R, I] @ w [N, I]^T + bias for inputs too narrow for a BLAS call to pay (CartPole-like observations: a GEMM with
+// K = 2 runs at a tiny fraction of BLAS's speed) or problems too small for one (a rollout step). Rows are written
+// one at a time from w^T, so the inner loop runs over N contiguous outputs and vectorises; the output comes from
+// the buffer pool.
 at::Tensor small_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
   const int64_t R = x.size(0), I = x.size(1), N = w.size(0);
-  auto out = at::empty({R, N}, x.options());
+  auto out = pooled_empty({R, N}, x.options());
+  const auto wt = w.t().contiguous();  // [I, N]
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rlgru_small_linear", [&] {
-    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = wt.data_ptr<scalar_t>(), *bp = bias.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     for (int64_t r = 0; r < R; ++r) {
-      for (int64_t n = 0; n < N; ++n) {
-        scalar_t acc = bp[n];
-        for (int64_t i = 0; i < I; ++i) acc += xp[r * I + i] * wp[n * I + i];
-        op[r * N + n] = acc;
+      scalar_t* __restrict__ row = op + r * N;
+      for (int64_t n = 0; n < N; ++n) row[n] = bp[n];
+      for (int64_t i = 0; i < I; ++i) {
+        const scalar_t xi = xp[r * I + i];
+        const scalar_t* __restrict__ wi = wp + i * N;
+        for (int64_t n = 0; n < N; ++n) row[n] += xi * wi[n];
       }
     }
   });
   return out;
 }
 
-// Below this many multiply-adds the input projection is a plain loop.
+// The input projection goes through small_linear below this many multiply-adds, or with at most this many inputs.
 constexpr int64_t kSmallLinearMacs = int64_t{1} << 15;
+constexpr int64_t kNarrowInputs = 16;
 
 // dG @ W_hh tiles read, per chunk of W output units and per k in 0..G*H, W consecutive weights.
 at::Tensor pack_backward(const at::Tensor& w_hh, int64_t G, int64_t H, int W) {
@@ -229,8 +235,9 @@ at::Tensor gemm_nt(const at::Tensor& a, const at::Tensor& b, const std::optional
       g_onednn_failed = true;
     }
   }
-  if (bias.has_value()) return at::addmm(*bias, a, b.t());
-  return at::mm(a, b.t());
+  auto out = pooled_empty({a.size(0), b.size(0)}, a.options());  // (fresh pages each call cost as much as the GEMM)
+  if (bias.has_value()) return at::addmm_out(out, *bias, a, b.t());
+  return at::mm_out(out, a, b.t());
 }
 
 bool onednn_usable(const at::Tensor& like) {
@@ -391,8 +398,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
   const auto keep = contiguous_opt(keep_);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = w_hh.size(1);
   const auto bias = Traits::kSplitBias ? b_ih_.contiguous() : b_ih_ + b_hh_;
-  const auto gx = (T * B * I * G * H <= kSmallLinearMacs ? small_linear(x.view({T * B, I}), w_ih, bias)
-                                                        : gemm_nt(x.view({T * B, I}), w_ih, bias))
+  const bool small = T * B * I * G * H <= kSmallLinearMacs || I <= kNarrowInputs;
+  const auto gx = (small ? small_linear(x.view({T * B, I}), w_ih, bias) : gemm_nt(x.view({T * B, I}), w_ih, bias))
                       .view({T, B, G * H});
   States seqs, last;
   for (int i = 0; i < Traits::kStates; ++i) seqs[i] = pooled_empty({T, B, H}, x.options());
@@ -509,67 +516,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 
 // ---------------------------------------------------------------------------------------------------------
 // Two independent cells in one call: an actor's and a critic's core over the same minibatch. One trip through the
-// dispatcher and autograd instead of two and, where the machine has a second core, the two cells at once: their
-// recurrences are serial inside but independent of each other, the one place at RL sizes where a second core pays.
-//
-// Not through intra-op threads: with torch's OpenMP pool at two threads every small op of a PPO update forks and
-// joins (slower overall, and much slower when the machine is busy, as OpenMP spins waiting for a preempted
-// thread). Instead the second cell is offered to ATen's inter-op pool (at::launch, which carries autograd and
-// dispatch state over) and whichever thread is free takes it: if the worker has not started it by the time the
-// caller finished the first cell, the caller runs it too, so a busy machine costs one queued task, never a wait.
-// RLGRU_SERIAL_PAIR=1 keeps both on the caller's thread.
+// dispatcher and autograd instead of two and, where the machine has a second core, the two cells at once (see
+// pair_threads.h): their recurrences are serial inside but independent of each other.
 
-// Rows (time * batch) below which the two cells run one after the other: a rollout step's few microseconds per
-// cell do not repay handing one to another thread.
-constexpr int64_t kMinParallelRows = 64;
-
-bool pair_threads_enabled() {
-  static const bool enabled = [] {
-    const char* flag = std::getenv("RLGRU_SERIAL_PAIR");
-    const bool serial = flag != nullptr && std::string(flag) != "" && std::string(flag) != "0";
-    return !serial && at::get_num_interop_threads() > 1;
-  }();
-  return enabled;
-}
-
-struct PairTasks {
-  std::atomic<int> next{0};      // tasks 0 and 1, claimed in order by whichever thread gets there
-  std::atomic<int> finished{0};  // claimed tasks that returned or threw
-  std::exception_ptr error;      // the worker's exception, if any (written before `finished` is incremented)
-};
-
-template <class F>
-void run_both(int64_t rows, const F& f) {
-  if (rows < kMinParallelRows || !pair_threads_enabled()) {
-    f(0);
-    f(1);
-    return;
-  }
-  auto tasks = std::make_shared<PairTasks>();
-  const F* fn = &f;  // only dereferenced for a claimed task, which the caller waits for
-  at::launch([tasks, fn]() {
-    for (int i; (i = tasks->next.fetch_add(1)) < 2;) {
-      try {
-        (*fn)(i);
-      } catch (...) {
-        tasks->error = std::current_exception();
-      }
-      tasks->finished.fetch_add(1);
-    }
-  });
-  std::exception_ptr own_error;
-  for (int i; (i = tasks->next.fetch_add(1)) < 2;) {
-    try {
-      f(i);
-    } catch (...) {
-      own_error = std::current_exception();
-    }
-    tasks->finished.fetch_add(1);
-  }
-  while (tasks->finished.load() < 2) std::this_thread::yield();  // the task the worker claimed, if any
-  if (own_error) std::rethrow_exception(own_error);
-  if (tasks->error) std::rethrow_exception(tasks->error);
-}
+using rlgru_parallel::run_both;
 
 using OptionalTensors = c10::List<std::optional<at::Tensor>>;
 
@@ -623,6 +573,120 @@ std::vector<at::Tensor> backward_pair(const OptionalTensors& a, const OptionalTe
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// A whole PPO minibatch for an actor's and a critic's core of this cell (rlgru.fused_update): per side, the core's
+// layers forward, its heads and loss terms with their gradient (ppo_heads.h), the layers backward; the two sides
+// share nothing, so each is one piece of work for pair_threads.h and a second core takes one for the whole step.
+//
+// Per side: `layers` holds (w_ih, w_hh, b_ih, b_hh) per layer and `states` each layer's initial states (h, and c for
+// a two-state cell), `x` the first layer's input [T, B, I]. `index` (flat positions of the real steps in the T * B
+// grid) is given when the minibatch is padded. Returns [loss, pg, value, entropy, kl, clip_fraction, log_prob,
+// values], then the actor core's (dw_ih, dw_hh, db_ih, db_hh) per layer, the critic core's, and the heads'
+// gradients in rlgru.fused_heads' order (actor MLP, critic MLP, action layer, value layer, log_std). A cell that
+// sums its biases gets db_ih for both.
+
+struct CoreSide {
+  std::vector<at::Tensor> layers, states;
+  at::Tensor x;
+};
+
+at::Tensor per_sample(const at::Tensor& grid_out, const std::optional<at::Tensor>& index) {
+  const auto flat = grid_out.view({-1, grid_out.size(-1)});
+  return index.has_value() ? flat.index_select(0, *index) : flat;
+}
+
+at::Tensor to_grid(const at::Tensor& rows, const std::optional<at::Tensor>& index, const at::Tensor& like) {
+  if (!index.has_value()) return rows.view(like.sizes());
+  auto grid = at::zeros({like.size(0) * like.size(1), rows.size(1)}, rows.options());
+  grid.index_copy_(0, *index, rows);
+  return grid.view(like.sizes());
+}
+
+std::optional<at::Tensor> second_state(const CoreSide& side, size_t layer) {
+  return Traits::kStates > 1 ? std::optional<at::Tensor>(side.states[Traits::kStates * layer + 1]) : std::nullopt;
+}
+
+// The core's layers forward, `heads` (per-sample output -> its gradient), the layers backward: the weight gradients.
+template <class HeadsFn>
+std::vector<at::Tensor> core_side(const CoreSide& side, const std::optional<at::Tensor>& keep,
+                                  const std::optional<at::Tensor>& index, const HeadsFn& heads) {
+  const size_t n_layers = side.layers.size() / 4;
+  std::vector<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>> runs;
+  std::vector<at::Tensor> inputs{side.x};
+  for (size_t l = 0; l < n_layers; ++l) {
+    const auto& w = side.layers;
+    runs.push_back(forward(inputs.back(), side.states[Traits::kStates * l], second_state(side, l), w[4 * l],
+                           w[4 * l + 1], w[4 * l + 2], w[4 * l + 3], keep, true, 0));
+    inputs.push_back(std::get<0>(runs.back()));
+  }
+  auto grad = to_grid(heads(per_sample(inputs.back(), index)), index, inputs.back());
+  std::vector<at::Tensor> grads(4 * n_layers);
+  for (size_t l = n_layers; l-- > 0;) {
+    const auto& w = side.layers;
+    const auto& run = runs[l];
+    auto [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh] =
+        backward(grad, std::nullopt, std::nullopt, inputs[l], side.states[Traits::kStates * l], second_state(side, l),
+                 w[4 * l], w[4 * l + 1], std::get<0>(run), Traits::kStates > 1 ? std::optional<at::Tensor>(std::get<3>(run))
+                                                                              : std::nullopt,
+                 std::get<4>(run), keep, l > 0, false, true, 0);
+    grads[4 * l] = dw_ih;
+    grads[4 * l + 1] = dw_hh;
+    grads[4 * l + 2] = db_ih;
+    grads[4 * l + 3] = db_hh.defined() ? db_hh : db_ih;
+    grad = dx;
+  }
+  return grads;
+}
+
+std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorList actor_states, const at::Tensor& x_actor,
+                                      at::TensorList critic_layers, at::TensorList critic_states,
+                                      const at::Tensor& x_critic, const std::optional<at::Tensor>& keep_,
+                                      const std::optional<at::Tensor>& index_, at::TensorList pi_weights,
+                                      at::TensorList vf_weights, at::TensorList heads,
+                                      const std::optional<at::Tensor>& log_std, const at::Tensor& actions,
+                                      const at::Tensor& old_log_prob, const at::Tensor& advantages,
+                                      const at::Tensor& returns, const at::Tensor& old_values, double clip,
+                                      std::optional<double> clip_vf, double ent_coef, double vf_coef,
+                                      at::IntArrayRef pi_act, at::IntArrayRef vf_act, int64_t kind,
+                                      at::IntArrayRef dims) {
+  const char* name = Traits::kName;
+  TORCH_CHECK(actor_layers.size() % 4 == 0 && actor_layers.size() == critic_layers.size() && !actor_layers.empty(),
+              name, " minibatch: four weights per layer, as many layers on both sides");
+  TORCH_CHECK(actor_states.size() == Traits::kStates * actor_layers.size() / 4 &&
+                  critic_states.size() == actor_states.size(),
+              name, " minibatch: ", Traits::kStates, " initial state(s) per layer on both sides");
+  TORCH_CHECK(x_actor.dim() == 3 && x_critic.sizes() == x_actor.sizes(), name, " minibatch: x is [T, B, I] on both sides");
+  const CoreSide sides[2] = {{std::vector<at::Tensor>(actor_layers.begin(), actor_layers.end()),
+                              std::vector<at::Tensor>(actor_states.begin(), actor_states.end()), x_actor},
+                             {std::vector<at::Tensor>(critic_layers.begin(), critic_layers.end()),
+                              std::vector<at::Tensor>(critic_states.begin(), critic_states.end()), x_critic}};
+  const auto keep = contiguous_opt(keep_);
+  const auto index = contiguous_opt(index_);
+  const auto args = rlgru_heads::heads_args(pi_weights, vf_weights, heads, log_std, actions, old_log_prob, advantages,
+                                            returns, old_values, clip, clip_vf, ent_coef, vf_coef, pi_act, vf_act,
+                                            kind, dims, true, x_actor.scalar_type());
+  rlgru_heads::ActorSide actor;
+  rlgru_heads::CriticSide critic;
+  std::vector<at::Tensor> core_grads[2];
+  run_both(x_actor.size(0) * x_actor.size(1), [&](int64_t i) {
+    if (i == 0) {
+      core_grads[0] = core_side(sides[0], keep, index, [&](const at::Tensor& core_out) {
+        actor = rlgru_heads::actor_side(core_out, args);
+        return actor.grad_in;
+      });
+    } else {
+      core_grads[1] = core_side(sides[1], keep, index, [&](const at::Tensor& core_out) {
+        critic = rlgru_heads::critic_side(core_out, args);
+        return critic.grad_in;
+      });
+    }
+  });
+  auto out = rlgru_heads::loss_outputs(actor, critic, args);
+  out.insert(out.begin() + 8, core_grads[1].begin(), core_grads[1].end());
+  out.insert(out.begin() + 8, core_grads[0].begin(), core_grads[0].end());
+  return out;
+}
+
 std::string isa_name() {
   switch (best_isa()) {
     case Isa::kAvx512:
@@ -652,6 +716,13 @@ void register_ops(torch::Library& m) {
       &backward);
   m.def("forward_pair(Tensor?[] a, Tensor?[] b, Tensor? keep, bool save, int mode) -> Tensor[]", &forward_pair);
   m.def("backward_pair(Tensor?[] a, Tensor?[] b, Tensor? keep, int[] need, int mode) -> Tensor[]", &backward_pair);
+  m.def(
+      "ppo_minibatch(Tensor[] actor_layers, Tensor[] actor_states, Tensor x_actor, Tensor[] critic_layers, "
+      "Tensor[] critic_states, Tensor x_critic, Tensor? keep, Tensor? index, Tensor[] pi_weights, Tensor[] vf_weights, "
+      "Tensor[] heads, Tensor? log_std, Tensor actions, Tensor old_log_prob, Tensor advantages, Tensor returns, "
+      "Tensor old_values, float clip, float? clip_vf, float ent_coef, float vf_coef, int[] pi_act, int[] vf_act, "
+      "int kind, int[] dims) -> Tensor[]",
+      &ppo_minibatch);
   m.def("isa() -> str", &isa_name);
   m.def("onednn_gemm() -> bool", &onednn_gemm);
   m.def("release_cached_memory() -> ()", &release_cached_memory);
