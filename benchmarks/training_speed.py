@@ -2,8 +2,12 @@
 
 Task: velocity-masked CartPole with rl-zoo3's ``ppo_lstm`` settings for CartPoleNoVel. Every algorithm runs in
 one process, one torch thread, alternating chunks so machine noise hits all of them alike; we report medians.
+With ``--cores 2`` (default) rlgru runs a PPO minibatch's actor and critic sides on two cores where the machine has
+them (``rlgru/cores/csrc/pair_threads.h``); ``--cores 1`` keeps everything on one (``RLGRU_SERIAL_PAIR=1``, one
+inter-op thread): the one-core figure.
 
     python benchmarks/training_speed.py --mode speed --repeats 5 --out results/training_speed.md
+    python benchmarks/training_speed.py --mode speed --cores 1 --repeats 5 --out results/training_speed_1core.md
     python benchmarks/training_speed.py --mode speed --threads 2 --repeats 5 --out results/training_speed_2threads.md
     python benchmarks/training_speed.py --mode scaling --repeats 3 --out results/training_speed_scaling.md
     python benchmarks/training_speed.py --mode learn --seeds 0 1 2 3 4 5 6 7 8 9 --timesteps 100000 \
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -128,13 +133,18 @@ def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:.2f}x" if reference else "-"
 
 
-def speed_report(rates: dict[str, list[float]], chunk_steps: int, threads: int) -> str:
+def setting(threads: int, cores: int) -> str:
+    return (f"{threads} torch thread(s), rlgru's actor/critic sides "
+            + ("on one core (RLGRU_SERIAL_PAIR=1, 1 inter-op thread)" if cores == 1 else "on two cores"))
+
+
+def speed_report(rates: dict[str, list[float]], chunk_steps: int, threads: int, cores: int = 2) -> str:
     medians = {name: statistics.median(values) for name, values in rates.items()}
     contrib, ppo = medians.get("sb3-contrib-lstm"), medians.get("sb3-ppo-mlp")
     rlgru_lstm = medians.get("rlgru-lstm")
     lines = [
         f"Training throughput on {ENV_ID}, rl-zoo3 ppo_lstm settings ({N_ENVS} envs, n_steps 32, batch 256, "
-        f"20 epochs, hidden 64, separate actor/critic cores), {threads} torch thread(s), chunks of {chunk_steps} "
+        f"20 epochs, hidden 64, separate actor/critic cores), {setting(threads, cores)}, chunks of {chunk_steps} "
         f"steps, {len(next(iter(rates.values())))} alternating repeats. {machine()}",
         "",
         "| algorithm | median steps/s | all repeats | vs SB3 PPO (memoryless) | vs sb3-contrib LSTM | vs rlgru LSTM |",
@@ -167,12 +177,12 @@ def measure_scaling(names: list[str], chunk_steps: int, repeats: int) -> list[di
     return rows
 
 
-def scaling_report(rows: list[dict[str, Any]], repeats: int, threads: int, plot: Path | None) -> str:
+def scaling_report(rows: list[dict[str, Any]], repeats: int, threads: int, plot: Path | None, cores: int = 2) -> str:
     names = list(rows[0]["steps_per_second"])
     lines = [
         f"Training throughput against n_envs and the recurrent hidden size on {ENV_ID} (rl-zoo3 ppo_lstm settings "
         f"otherwise: n_steps 32, batch 256, 20 epochs, 64-unit heads; SB3 PPO keeps its 64-unit MLP, having no "
-        f"memory to size), {threads} torch thread(s), median of {repeats} alternating repeats per cell. {machine()}",
+        f"memory to size), {setting(threads, cores)}, median of {repeats} alternating repeats per cell. {machine()}",
         "",
         "| n_envs | hidden | " + " | ".join(f"{n} steps/s" for n in names)
         + " | rlgru-gru vs SB3 PPO | rlgru-gru vs sb3-contrib |",
@@ -269,6 +279,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("speed", "scaling", "learn"), default="speed")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (speed and scaling modes)")
+    parser.add_argument("--cores", type=int, choices=(1, 2), default=2,
+                        help="1: rlgru's actor/critic sides and every inter-op task on the calling thread")
     parser.add_argument("--algorithms", nargs="+", default=list(DEFAULT_ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk-steps", type=int, default=4096)
@@ -281,11 +293,14 @@ def main() -> None:
                         help="learn mode: JSON-lines file of finished runs; runs already in it are not repeated")
     args = parser.parse_args()
     th.set_num_threads(args.threads if args.mode != "learn" else 1)
+    if args.cores == 1:  # before any kernel loads (the kernels read it once) and before any inter-op work
+        os.environ["RLGRU_SERIAL_PAIR"] = "1"
+        th.set_num_interop_threads(1)
     gym.logger.min_level = 40
 
     if args.mode == "speed":
         rates = measure_speed(args.algorithms, args.chunk_steps, args.repeats)
-        report = speed_report(rates, args.chunk_steps, args.threads)
+        report = speed_report(rates, args.chunk_steps, args.threads, args.cores)
     elif args.mode == "scaling":
         names = [n for n in args.algorithms if n in SCALING_ALGORITHMS] or list(SCALING_ALGORITHMS)
         rows = measure_scaling(names, args.chunk_steps, args.repeats)
@@ -294,7 +309,7 @@ def main() -> None:
             plot.parent.mkdir(parents=True, exist_ok=True)
             plot_scaling(rows, plot)
             args.out.with_suffix(".json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
-        report = scaling_report(rows, args.repeats, args.threads, plot)
+        report = scaling_report(rows, args.repeats, args.threads, plot, args.cores)
     else:
         names = [n for n in args.algorithms if n != "sb3-ppo-mlp"]  # a memoryless agent is not a learning peer
         jobs = {f"{name}/s{seed}/{args.timesteps}/{args.eval_episodes}":

@@ -1,12 +1,12 @@
 """The PPO loss from the memory cores' outputs onwards (MLP heads, action distribution, clipped objectives) and its
-gradient, in one C++ call (``csrc/fused_heads.cpp``, where the maths is written out).
+gradient, in one C++ call (``csrc/fused_heads.cpp``; the maths is written out in ``cores/csrc/ppo_heads.h``).
 
 Why: after the cores, a PPO minibatch is some forty small ops forward and as many backward whose arithmetic at RL
 sizes takes microseconds while dispatching and recording them takes most of a millisecond. PPO differentiates the
 loss right after computing it, so the kernel returns the gradient with the loss and autograd only passes it on.
 ``RecurrentPPO.minibatch_losses`` keeps the plain autograd version, which defines the loss; tests check that both
-give the same losses and gradients. (Rollout steps stay in PyTorch: the same treatment measured no faster there,
-where sampling and a few small products dominate.)
+give the same losses and gradients. Policies with separate GRU/LSTM kernel cores go further: ``rlgru.fused_update``
+runs the cores and these heads in one call per minibatch, and ``rlgru.fused_act`` a GRU policy's rollout step.
 
 Covered: SB3's ``MlpExtractor`` heads (Linear layers with ReLU or Tanh), categorical (Discrete, MultiDiscrete) and
 diagonal Gaussian (Box) actions, float32/float64 on CPU. ``fused_heads_supported`` says when; anything else (and
@@ -89,8 +89,8 @@ def ppo_loss(policy: Any, core_pi: th.Tensor, core_vf: th.Tensor, settings: Loss
     ``core_vf`` is what the critic's MLP reads (the critic core's output, or the actor's, or a projection).
     """
     extractor = policy.mlp_extractor
-    pi_weights = _mlp_weights(extractor.policy_net)
-    vf_weights = _mlp_weights(extractor.value_net)
+    pi_weights = linear_tensors(extractor.policy_net)
+    vf_weights = linear_tensors(extractor.value_net)
     heads = [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias]
     log_std = policy.log_std if policy._head_kind == "gaussian" else None
     inputs = (core_pi, core_vf, *pi_weights, *vf_weights, *heads, *([log_std] if log_std is not None else []))
@@ -103,7 +103,8 @@ def ppo_loss(policy: Any, core_pi: th.Tensor, core_vf: th.Tensor, settings: Loss
     return dict(zip(names, outputs, strict=True))
 
 
-def _mlp_weights(net: nn.Sequential) -> list[th.Tensor]:
+def linear_tensors(net: nn.Sequential) -> list[th.Tensor]:
+    """Weight and bias of every Linear layer of ``net``, in order (how the kernels take an MLP)."""
     return [t for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
 
 
@@ -172,4 +173,4 @@ class _HeadsAndLoss(th.autograd.Function):
         )
 
 
-__all__ = ["KERNEL", "LossSettings", "fused_heads_supported", "mlp_activations", "ppo_loss"]
+__all__ = ["KERNEL", "LossSettings", "fused_heads_supported", "linear_tensors", "mlp_activations", "ppo_loss"]

@@ -3,10 +3,10 @@ GRU/LSTM core (``rlgru.cores.fused``) under the plain MLP heads of ``rlgru.fused
 
 Why: with both the cores and the heads in C++, what autograd still adds per minibatch is bookkeeping: two custom
 Functions, the engine's graph walk, an accumulation per parameter and the Python between them, a few hundred
-microseconds on a step whose arithmetic takes about as long. Here the three kernel calls run back to back (cores
-forward, heads and loss with their gradient, cores backward) and the gradients are written straight into the flat
-gradient buffer (``rlgru.flat_grads``); each call runs the actor's side and the critic's side on two cores where the
-machine has a second one free (``csrc/pair_threads.h``).
+microseconds on a step whose arithmetic takes about as long. Here one kernel call (the cell's ``ppo_minibatch``,
+``csrc/kernel_host.h``) runs each side's core forward, heads and loss with their gradient, and core backward, the
+actor's side and the critic's side on two cores where the machine has a second one free (``csrc/pair_threads.h``);
+the gradients go straight into the flat gradient buffer (``rlgru.flat_grads``).
 
 ``RecurrentPPO.minibatch_losses`` stays the definition (autograd through the same kernels): tests check that this
 path gives the same losses and gradients, and ``RLGRU_DISABLE_FUSED_UPDATE=1`` turns it off.
@@ -26,7 +26,7 @@ from rlgru.buffers import SequenceBatch
 from rlgru.cores import _kernel_build
 from rlgru.cores.kernel_core import KernelCore
 from rlgru.flat_grads import FlatGradients
-from rlgru.fused_heads import _KINDS, fused_heads_supported, mlp_activations
+from rlgru.fused_heads import _KINDS, fused_heads_supported, linear_tensors, mlp_activations
 from rlgru.policies import RecurrentActorCriticPolicy, _to_grid
 
 DISABLE_ENV = "RLGRU_DISABLE_FUSED_UPDATE"
@@ -45,8 +45,8 @@ class FusedUpdate:
         self.actor_weights = [w for layer in self.actor_layers for w in layer]
         self.critic_weights = [w for layer in self.critic_layers for w in layer]
         extractor = policy.mlp_extractor
-        self.pi_weights = _linear_tensors(extractor.policy_net)
-        self.vf_weights = _linear_tensors(extractor.value_net)
+        self.pi_weights = linear_tensors(extractor.policy_net)
+        self.vf_weights = linear_tensors(extractor.value_net)
         self.heads = [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias]
         self.log_std = policy.log_std if policy._head_kind == "gaussian" else None
         self.pi_act = mlp_activations(extractor.policy_net)
@@ -153,10 +153,6 @@ class FusedUpdate:
     def forget_batch(self) -> None:
         """Drop the kept batch (its rollout is over)."""
         self._prepared = None
-
-
-def _linear_tensors(net: nn.Sequential) -> list[th.Tensor]:
-    return [t for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
 
 
 def _to_core_grid(per_sample: th.Tensor, grid: tuple[th.Tensor, th.Tensor]) -> th.Tensor:

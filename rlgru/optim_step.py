@@ -32,9 +32,12 @@ class FusedAdamStep:
             self._gather()
             return
         assert self._lists is not None
-        for group, params, grads, exp_avgs, exp_avg_sqs, steps in self._lists:
+        for group, params, grads, exp_avgs, exp_avg_sqs, steps, counter in self._lists:
             beta1, beta2 = group["betas"]
-            th._foreach_add_(steps, 1)
+            if counter is not None:  # every step count is a view of it: one op instead of one per tensor
+                counter.add_(1)
+            else:
+                th._foreach_add_(steps, 1)
             kernel = th._fused_adamw_ if group.get("decoupled_weight_decay") or self._adamw else th._fused_adam_
             kernel(
                 params,
@@ -87,6 +90,7 @@ class FusedAdamStep:
             states = [self.optimizer.state.get(p, {}) for p in params]
             if any(not {"exp_avg", "exp_avg_sq", "step"} <= s.keys() for s in states):
                 return
+            counter = _shared_step_counter(states)
             lists.append(
                 (
                     group,
@@ -95,6 +99,7 @@ class FusedAdamStep:
                     [s["exp_avg"] for s in states],
                     [s["exp_avg_sq"] for s in states],
                     [s["step"] for s in states],
+                    counter,
                 )
             )
         self._lists, self._state = lists, self.optimizer.state
@@ -111,6 +116,25 @@ class FusedAdamStep:
             if any(p is not q or p.grad is not g for p, q, g in zip(group["params"], params, grads, strict=True)):
                 return False
         return True
+
+
+def _shared_step_counter(states: list[dict[str, Any]]) -> th.Tensor | None:
+    """Make a group's step counts views of one tensor (same values) and return it, so that one ``add_`` counts a
+    step for every parameter; None when they are not all scalar float tensors on the CPU.
+
+    Anything that reads or saves the optimizer's state sees the same numbers; ``load_state_dict`` replaces the
+    state, which ``FusedAdamStep`` notices and gathers (and shares) afresh.
+    """
+    steps = [s["step"] for s in states]
+    if not steps or any(
+        not isinstance(t, th.Tensor) or t.dim() != 0 or t.device.type != "cpu" or t.dtype != steps[0].dtype
+        or t.requires_grad for t in steps
+    ):
+        return None
+    counter = th.stack(steps)
+    for i, state in enumerate(states):
+        state["step"] = counter[i]
+    return counter
 
 
 class GradientStep:

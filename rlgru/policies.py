@@ -7,6 +7,7 @@ lets ``predict`` hand it to users as a single array.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from rlgru import action_heads
+from rlgru import action_heads, fused_act
 from rlgru.cores import MemoryCore, core_names, resolve_core
 from rlgru.cores.registry import CoreSpec, core_label, core_spec, validate_core_settings
 
@@ -333,6 +334,9 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """One rollout step for all envs: ``(actions, values, log_probs, next_state)``."""
+        if not th.is_grad_enabled() and self._fused_act_ok():  # one kernel call, same numbers (rlgru.fused_act)
+            actions, values, log_prob, new_state = fused_act.act(self, self.extract_features(obs), state, deterministic)
+            return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
         latent_pi, latent_vf, new_state = self._latents(obs, state)
         if self._head_kind is not None:
             actions, log_prob = action_heads.sample(
@@ -344,6 +348,15 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             log_prob = distribution.log_prob(actions)
         values = self.value_net(latent_vf)
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
+
+    def _fused_act_ok(self) -> bool:
+        """``fused_act_supported``, decided once per device and dtype (the checks cost more than the step saves)."""
+        key = (self.action_net.weight.device, self.action_net.weight.dtype, os.environ.get(fused_act.DISABLE_ENV))
+        cached = self.__dict__.get("_fused_act_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, fused_act.fused_act_supported(self))
+            self.__dict__["_fused_act_cache"] = cached
+        return cached[1]
 
     def evaluate_actions(  # type: ignore[override]
         self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, mask: th.Tensor, resets: th.Tensor | None = None

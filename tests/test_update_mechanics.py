@@ -92,6 +92,8 @@ def test_direct_fused_adam_step_equals_optimizer_step(optimizer_class, kwargs) -
         for p, q in zip(net.parameters(), reference.parameters(), strict=True):
             assert th.equal(p, q)
     assert (step._lists is not None) == bool(kwargs.get("fused"))  # the direct path was in use where it applies
+    if step._lists is not None:  # step counts shared as views of one counter, one add_ per update
+        assert all(counter is not None and counter.numel() == len(params) for _, params, *_, counter in step._lists)
     state, reference_state = optimizer.state_dict()["state"], reference_optimizer.state_dict()["state"]
     for key in state:
         for name in ("step", "exp_avg", "exp_avg_sq"):

@@ -687,6 +687,90 @@ std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorLis
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// One rollout step of an actor's and a critic's core of this cell under the plain heads (rlgru.fused_act): both
+// cores one step, the MLPs, the action distribution's draw and log-prob, the value and the next packed state in one
+// call instead of some thirty small ops and module calls. The same ATen ops in the same order as the policy's
+// PyTorch path, and the draw takes the same random numbers: torch.multinomial's one-sample path is argmax(p / q)
+// with q ~ Exp(1) drawn in one exponential_ call, as here, so a seed gives the same actions either way.
+//
+// `state` [n_layers, B, S_a + S_c] packs each layer's actor states then critic states (h, and c for a two-state
+// cell), already zeroed where episodes start; `x_actor`, `x_critic` are [B, I]. Returns [actions, values [B, 1],
+// log_prob [B], next state like `state`]; categorical actions are int64 (one column per dim for several dims).
+
+std::vector<at::Tensor> one_step(const std::vector<at::Tensor>& layers, const at::Tensor& state, int64_t offset,
+                                 int64_t H, at::Tensor x, std::vector<at::Tensor>& next_states) {
+  const int64_t n_layers = static_cast<int64_t>(layers.size() / 4);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    const auto layer_state = state.select(0, l);
+    const auto h0 = layer_state.narrow(1, offset, H);
+    const std::optional<at::Tensor> c0 =
+        Traits::kStates > 1 ? std::optional<at::Tensor>(layer_state.narrow(1, offset + H, H)) : std::nullopt;
+    auto [out, h, c, cs, saved] = forward(x.unsqueeze(0), h0, c0, layers[4 * l], layers[4 * l + 1],
+                                          layers[4 * l + 2], layers[4 * l + 3], std::nullopt, false, 0);
+    next_states[static_cast<size_t>(l)] = Traits::kStates > 1 ? at::cat({h, c}, 1) : h;
+    x = out.select(0, 0);
+  }
+  return {x};
+}
+
+std::vector<at::Tensor> act(at::TensorList actor_layers, at::TensorList critic_layers, const at::Tensor& x_actor,
+                            const at::Tensor& x_critic, const at::Tensor& state, at::TensorList pi_weights,
+                            at::TensorList vf_weights, at::TensorList heads, const std::optional<at::Tensor>& log_std,
+                            at::IntArrayRef pi_act, at::IntArrayRef vf_act, int64_t kind, at::IntArrayRef dims,
+                            bool deterministic) {
+  const char* name = Traits::kName;
+  TORCH_CHECK(actor_layers.size() % 4 == 0 && !actor_layers.empty() && actor_layers.size() == critic_layers.size(),
+              name, " act: four weights per layer, as many layers on both sides");
+  TORCH_CHECK(heads.size() == 4, name, " act: four head tensors");
+  const int64_t n_layers = static_cast<int64_t>(actor_layers.size() / 4);
+  const int64_t H = actor_layers[1].size(1);
+  TORCH_CHECK(state.dim() == 3 && state.size(0) == n_layers && state.size(2) == 2 * Traits::kStates * H, name,
+              " act: state must be [n_layers, B, 2 * ", Traits::kStates, " * hidden]");
+  std::vector<at::Tensor> next_a(n_layers), next_c(n_layers);
+  const std::vector<at::Tensor> wa(actor_layers.begin(), actor_layers.end()), wc(critic_layers.begin(),
+                                                                                critic_layers.end());
+  const auto core_pi = one_step(wa, state, 0, H, x_actor, next_a)[0];
+  const auto core_vf = one_step(wc, state, Traits::kStates * H, H, x_critic, next_c)[0];
+  std::vector<at::Tensor> layer_states;
+  for (int64_t l = 0; l < n_layers; ++l) layer_states.push_back(at::cat({next_a[l], next_c[l]}, 1));
+  const auto next_state = at::stack(layer_states, 0);
+
+  const std::vector<at::Tensor> pw(pi_weights.begin(), pi_weights.end()), vw(vf_weights.begin(), vf_weights.end());
+  const auto latent_pi = rlgru_heads::mlp_forward(core_pi, pw, pi_act).back();
+  const auto latent_vf = rlgru_heads::mlp_forward(core_vf, vw, vf_act).back();
+  const auto params = at::addmm(heads[1], latent_pi, heads[0].t());
+  const auto values = at::addmm(heads[3], latent_vf, heads[2].t());
+  at::Tensor actions, log_prob;
+  if (kind == rlgru_heads::kGaussian) {
+    TORCH_CHECK(log_std.has_value(), name, " act: a Gaussian needs log_std");
+    const auto std_ = at::ones_like(params) * log_std->exp();
+    actions = deterministic ? params : params + at::empty_like(params).normal_() * std_;
+    const auto per_dim = (actions - params).pow(2).neg() / (std_.pow(2) * 2) - std_.log() -
+                         std::log(std::sqrt(2 * rlgru_heads::kPi));
+    log_prob = per_dim.dim() > 1 ? per_dim.sum(1) : per_dim.sum();
+  } else {
+    TORCH_CHECK(!dims.empty(), name, " act: a categorical needs its action dims");
+    std::vector<at::Tensor> drawn, log_probs;
+    for (const auto& logits : params.split_with_sizes(dims, 1)) {
+      const auto log_p = at::log_softmax(logits, -1);
+      const auto probs = at::softmax(log_p, -1);
+      const auto a = deterministic ? at::argmax(probs, 1)
+                                   : at::argmax(probs / at::empty_like(probs).exponential_(1), -1);
+      log_probs.push_back(log_p.gather(-1, a.unsqueeze(-1)).squeeze(-1));
+      drawn.push_back(a);
+    }
+    if (drawn.size() == 1) {
+      actions = drawn[0];
+      log_prob = log_probs[0];
+    } else {
+      actions = at::stack(drawn, 1);
+      log_prob = at::stack(log_probs, 1).sum(1);
+    }
+  }
+  return {actions, values, log_prob, next_state};
+}
+
 std::string isa_name() {
   switch (best_isa()) {
     case Isa::kAvx512:
@@ -723,6 +807,11 @@ void register_ops(torch::Library& m) {
       "Tensor old_values, float clip, float? clip_vf, float ent_coef, float vf_coef, int[] pi_act, int[] vf_act, "
       "int kind, int[] dims) -> Tensor[]",
       &ppo_minibatch);
+  m.def(
+      "act(Tensor[] actor_layers, Tensor[] critic_layers, Tensor x_actor, Tensor x_critic, Tensor state, "
+      "Tensor[] pi_weights, Tensor[] vf_weights, Tensor[] heads, Tensor? log_std, int[] pi_act, int[] vf_act, "
+      "int kind, int[] dims, bool deterministic) -> Tensor[]",
+      &act);
   m.def("isa() -> str", &isa_name);
   m.def("onednn_gemm() -> bool", &onednn_gemm);
   m.def("release_cached_memory() -> ()", &release_cached_memory);
