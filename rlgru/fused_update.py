@@ -112,10 +112,9 @@ class FusedUpdate:
         the flat buffer afterwards, replacing what was there."""
         with th.no_grad():
             prep = self._prepare(batch, normalize_advantage)
-            actor_state, critic_state = self.policy._split_state(batch.initial_states)
             outputs = self.cell.ops.ppo_minibatch(
-                self.actor_weights, self._layer_states(actor_state), prep["x_actor"],
-                self.critic_weights, self._layer_states(critic_state), prep["x_critic"],
+                self.actor_weights, prep["actor_states"], prep["x_actor"],
+                self.critic_weights, prep["critic_states"], prep["x_critic"],
                 prep["keep"], prep["index"], self.pi_weights, self.vf_weights, self.heads, self.log_std,
                 batch.actions, batch.old_log_prob, prep["advantages"], batch.returns, batch.old_values,
                 float(clip_range), None if clip_range_vf is None else float(clip_range_vf),
@@ -129,8 +128,8 @@ class FusedUpdate:
         return [s for layer in state for s in self.cell._unpacked(layer) if s is not None]
 
     def _prepare(self, batch: SequenceBatch, normalize_advantage: bool) -> dict[str, Any]:
-        """What depends only on the batch (core inputs, reset mask, normalised advantages), kept while the same
-        batch comes back: the buffer replays one batch every epoch when it holds the whole rollout."""
+        """What depends only on the batch (core inputs and states, reset mask, normalised advantages), kept while the
+        same batch comes back: the buffer replays one batch every epoch when it holds the whole rollout."""
         if self._prepared is not None and self._prepared[0] is batch:
             return self._prepared[1]
         policy = self.policy
@@ -145,7 +144,9 @@ class FusedUpdate:
         advantages = batch.advantages
         if normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        actor_state, critic_state = policy._split_state(batch.initial_states.to(dtype))
         prepared = {"index": grid[1] if padded else None, "x_actor": x_actor, "x_critic": x_critic,
+                    "actor_states": self._layer_states(actor_state), "critic_states": self._layer_states(critic_state),
                     "advantages": advantages, "keep": 1 - batch.resets.to(dtype)}
         self._prepared = (batch, prepared)
         return prepared

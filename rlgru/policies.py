@@ -334,8 +334,9 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """One rollout step for all envs: ``(actions, values, log_probs, next_state)``."""
-        if not th.is_grad_enabled() and self._fused_act_ok():  # one kernel call, same numbers (rlgru.fused_act)
-            actions, values, log_prob, new_state = fused_act.act(self, self.extract_features(obs), state, deterministic)
+        step = None if th.is_grad_enabled() else self._fused_act()
+        if step is not None:  # one kernel call, the same numbers (rlgru.fused_act)
+            actions, values, log_prob, new_state = step(self.extract_features(obs), state, deterministic)
             return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
         latent_pi, latent_vf, new_state = self._latents(obs, state)
         if self._head_kind is not None:
@@ -349,12 +350,13 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         values = self.value_net(latent_vf)
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
 
-    def _fused_act_ok(self) -> bool:
-        """``fused_act_supported``, decided once per device and dtype (the checks cost more than the step saves)."""
-        key = (self.action_net.weight.device, self.action_net.weight.dtype, os.environ.get(fused_act.DISABLE_ENV))
+    def _fused_act(self) -> fused_act.FusedAct | None:
+        """The one-call rollout step if this policy allows it, decided once per device, dtype and opt-out setting."""
+        weight = self.action_net.weight
+        key = (weight.device, weight.dtype, os.environ.get(fused_act.DISABLE_ENV))
         cached = self.__dict__.get("_fused_act_cache")
         if cached is None or cached[0] != key:
-            cached = (key, fused_act.fused_act_supported(self))
+            cached = (key, fused_act.FusedAct(self) if fused_act.fused_act_supported(self) else None)
             self.__dict__["_fused_act_cache"] = cached
         return cached[1]
 

@@ -689,7 +689,7 @@ std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorLis
 
 // ---------------------------------------------------------------------------------------------------------
 // One rollout step of an actor's and a critic's core of this cell under the plain heads (rlgru.fused_act): both
-// cores one step, the MLPs, the action distribution's draw and log-prob, the value and the next packed state in one
+// cores one step (the LSTM's through at::lstm_cell, as its core's own rollout step), the MLPs, the action distribution's draw and log-prob, the value and the next packed state in one
 // call instead of some thirty small ops and module calls. The same ATen ops in the same order as the policy's
 // PyTorch path, and the draw takes the same random numbers: torch.multinomial's one-sample path is argmax(p / q)
 // with q ~ Exp(1) drawn in one exponential_ call, as here, so a seed gives the same actions either way.
@@ -706,10 +706,18 @@ std::vector<at::Tensor> one_step(const std::vector<at::Tensor>& layers, const at
     const auto h0 = layer_state.narrow(1, offset, H);
     const std::optional<at::Tensor> c0 =
         Traits::kStates > 1 ? std::optional<at::Tensor>(layer_state.narrow(1, offset + H, H)) : std::nullopt;
-    auto [out, h, c, cs, saved] = forward(x.unsqueeze(0), h0, c0, layers[4 * l], layers[4 * l + 1],
-                                          layers[4 * l + 2], layers[4 * l + 3], std::nullopt, false, 0);
-    next_states[static_cast<size_t>(l)] = Traits::kStates > 1 ? at::cat({h, c}, 1) : h;
-    x = out.select(0, 0);
+    if constexpr (Traits::kStates > 1) {
+      // the LSTM core's own rollout step is torch.lstm_cell (cheaper than the kernel at T = 1): the same op here
+      auto [h, c] = at::lstm_cell(x, {h0, *c0}, layers[4 * l], layers[4 * l + 1], layers[4 * l + 2],
+                                  layers[4 * l + 3]);
+      next_states[static_cast<size_t>(l)] = at::cat({h, c}, 1);
+      x = h;
+    } else {
+      auto [out, h, c, cs, saved] = forward(x.unsqueeze(0), h0, c0, layers[4 * l], layers[4 * l + 1],
+                                            layers[4 * l + 2], layers[4 * l + 3], std::nullopt, false, 0);
+      next_states[static_cast<size_t>(l)] = h;
+      x = out.select(0, 0);
+    }
   }
   return {x};
 }
