@@ -159,7 +159,8 @@ def speed_report(rates: dict[str, list[float]], chunk_steps: int, threads: int, 
 
 SCALING_ENVS = (8, 64, 256)
 SCALING_HIDDEN = (64, 256)
-SCALING_ALGORITHMS = ("rlgru-gru", "rlgru-lstm", "sb3-contrib-lstm", "sb3-ppo-mlp")
+SCALING_ALGORITHMS = ("rlgru-gru", "rlgru-lstm", "sb3-contrib-lstm", "sb3-ppo-mlp", "rlgru-gru-batched",
+                      "sb3-ppo-mlp-batched")
 
 
 def measure_scaling(names: list[str], chunk_steps: int, repeats: int) -> list[dict[str, Any]]:
@@ -302,7 +303,7 @@ def main() -> None:
         rates = measure_speed(args.algorithms, args.chunk_steps, args.repeats)
         report = speed_report(rates, args.chunk_steps, args.threads, args.cores)
     elif args.mode == "scaling":
-        names = [n for n in args.algorithms if n in SCALING_ALGORITHMS] or list(SCALING_ALGORITHMS)
+        names = [n for n in args.algorithms if n in SCALING_ALGORITHMS] or list(SCALING_ALGORITHMS[:4])
         rows = measure_scaling(names, args.chunk_steps, args.repeats)
         plot = args.out.with_suffix(".png") if args.out else None
         if plot is not None:
