@@ -263,7 +263,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         fused = fused_heads_supported(self.policy)
         gradient_step = GradientStep.for_module(self._gradient_step, self.policy, self.policy.optimizer)
         self._gradient_step = gradient_step
-        # losses and gradient without autograd where the policy allows it (rlgru.fused_update); same numbers
+        # losses and gradient without autograd where the policy allows it (rlgru.fused_update): the same up to rounding
         fused_update = FusedUpdate.for_policy(self.policy, gradient_step.flat) if fused else None
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
         continue_training = True
