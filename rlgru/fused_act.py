@@ -16,27 +16,14 @@ from typing import Any
 import torch as th
 
 from rlgru.cores import _kernel_build
-from rlgru.cores.kernel_core import KernelCore
-from rlgru.fused_heads import _KINDS, fused_heads_supported, linear_tensors, mlp_activations
+from rlgru.fused_heads import HeadsArguments, twin_kernel_cores
 
 DISABLE_ENV = "RLGRU_DISABLE_FUSED_ACT"
 
 
 def fused_act_supported(policy: Any) -> bool:
     """Whether ``policy``'s rollout step can go through its cell kernel's ``act`` operator."""
-    actor, critic = getattr(policy, "actor_core", None), getattr(policy, "critic_core", None)
-    return (
-        not _kernel_build.env_flag(DISABLE_ENV)
-        and critic is not None
-        and not policy.shared_core
-        and type(actor) is type(critic)
-        and isinstance(actor, KernelCore)
-        and getattr(actor.kernel, "CELL", None) is not None
-        and (actor.input_size, actor.hidden_size, actor.n_layers)
-        == (critic.input_size, critic.hidden_size, critic.n_layers)
-        and actor.resets_natively(policy.device)
-        and fused_heads_supported(policy)
-    )
+    return not _kernel_build.env_flag(DISABLE_ENV) and twin_kernel_cores(policy)
 
 
 class FusedAct:
@@ -44,23 +31,9 @@ class FusedAct:
     next to a 100 µs step); call it with the features, the already-reset state and ``deterministic``."""
 
     def __init__(self, policy: Any) -> None:
-        extractor = policy.mlp_extractor
-        kind = policy._head_kind
-        dims = list(policy._action_dims) if kind == "multi_categorical" else []
-        if kind == "categorical":
-            dims = [policy.action_net.out_features]
         self.op = policy.actor_core.kernel.CELL.ops.act
         self.dtype = policy.action_net.weight.dtype
-        self.fixed = (
-            linear_tensors(extractor.policy_net),
-            linear_tensors(extractor.value_net),
-            [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias],
-            policy.log_std if kind == "gaussian" else None,
-            mlp_activations(extractor.policy_net),
-            mlp_activations(extractor.value_net),
-            _KINDS[kind],
-            dims,
-        )
+        self.heads = HeadsArguments.of(policy)  # in the operator's argument order
         self.actor_core, self.critic_core = policy.actor_core, policy.critic_core
 
     def __call__(
@@ -75,7 +48,7 @@ class FusedAct:
             pi_features.to(self.dtype),
             vf_features.to(self.dtype),
             state.to(self.dtype),
-            *self.fixed,
+            *self.heads,
             deterministic,
         )
         return actions, values, log_prob, next_state

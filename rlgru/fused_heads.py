@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch as th
 from torch import nn
 
 from rlgru.cores import _kernel_build
+from rlgru.cores.kernel_core import KernelCore
 
 KERNEL = _kernel_build.CompiledKernel(
     "rlgru_fused_heads",
@@ -88,13 +89,11 @@ def ppo_loss(policy: Any, core_pi: th.Tensor, core_vf: th.Tensor, settings: Loss
 
     ``core_vf`` is what the critic's MLP reads (the critic core's output, or the actor's, or a projection).
     """
-    extractor = policy.mlp_extractor
-    pi_weights = linear_tensors(extractor.policy_net)
-    vf_weights = linear_tensors(extractor.value_net)
-    heads = [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias]
-    log_std = policy.log_std if policy._head_kind == "gaussian" else None
-    inputs = (core_pi, core_vf, *pi_weights, *vf_weights, *heads, *([log_std] if log_std is not None else []))
-    call = _KernelCall(policy, len(pi_weights), len(vf_weights), log_std is not None, settings)
+    arguments = HeadsArguments.of(policy)
+    log_std = arguments.log_std
+    inputs = (core_pi, core_vf, *arguments.pi_weights, *arguments.vf_weights, *arguments.heads,
+              *([log_std] if log_std is not None else []))
+    call = _KernelCall(arguments, settings)
     if th.is_grad_enabled() and any(t.requires_grad for t in inputs):
         outputs = _HeadsAndLoss.apply(call, *inputs)
     else:
@@ -108,17 +107,63 @@ def linear_tensors(net: nn.Sequential) -> list[th.Tensor]:
     return [t for m in net if isinstance(m, nn.Linear) for t in (m.weight, m.bias)]
 
 
+class HeadsArguments(NamedTuple):
+    """How every rlgru kernel takes a policy's heads (``fused_heads_supported`` ones): the MLPs' Linear tensors,
+    the action and value layers, log_std (Gaussian only), activation codes, distribution code and action dims."""
+
+    pi_weights: list[th.Tensor]
+    vf_weights: list[th.Tensor]
+    heads: list[th.Tensor]  # action W, b, value W, b
+    log_std: th.Tensor | None
+    pi_act: list[int]
+    vf_act: list[int]
+    kind: int
+    dims: list[int]
+
+    @classmethod
+    def of(cls, policy: Any) -> HeadsArguments:
+        extractor, head_kind = policy.mlp_extractor, policy._head_kind
+        dims = list(policy._action_dims) if head_kind == "multi_categorical" else []
+        if head_kind == "categorical":
+            dims = [policy.action_net.out_features]
+        pi_act, vf_act = mlp_activations(extractor.policy_net), mlp_activations(extractor.value_net)
+        assert pi_act is not None and vf_act is not None, "heads the kernels do not cover"
+        return cls(
+            linear_tensors(extractor.policy_net),
+            linear_tensors(extractor.value_net),
+            [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias],
+            policy.log_std if head_kind == "gaussian" else None,
+            pi_act,
+            vf_act,
+            _KINDS[head_kind],
+            dims,
+        )
+
+
+def twin_kernel_cores(policy: Any) -> bool:
+    """Whether ``policy`` has separate actor and critic cores of one fused kernel cell, the same sizes, both in the
+    kernel on its device, under heads the kernels cover: what the whole-step kernels (``rlgru.fused_act``,
+    ``rlgru.fused_update``) take."""
+    actor, critic = getattr(policy, "actor_core", None), getattr(policy, "critic_core", None)
+    return (
+        critic is not None
+        and not policy.shared_core
+        and type(actor) is type(critic)
+        and isinstance(actor, KernelCore)
+        and getattr(actor.kernel, "CELL", None) is not None
+        and (actor.input_size, actor.hidden_size, actor.n_layers)
+        == (critic.input_size, critic.hidden_size, critic.n_layers)
+        and actor.resets_natively(policy.device)
+        and fused_heads_supported(policy)
+    )
+
+
 class _KernelCall:
     """The kernel's fixed arguments for one minibatch; called with the differentiable inputs."""
 
-    def __init__(self, policy: Any, n_pi: int, n_vf: int, has_log_std: bool, settings: LossSettings) -> None:
-        self.n_pi, self.n_vf, self.has_log_std, self.settings = n_pi, n_vf, has_log_std, settings
-        self.pi_act = mlp_activations(policy.mlp_extractor.policy_net)
-        self.vf_act = mlp_activations(policy.mlp_extractor.value_net)
-        self.kind = _KINDS[policy._head_kind]
-        self.dims = list(policy._action_dims) if policy._head_kind == "multi_categorical" else []
-        if policy._head_kind == "categorical":
-            self.dims = [policy.action_net.out_features]
+    def __init__(self, arguments: HeadsArguments, settings: LossSettings) -> None:
+        self.n_pi, self.n_vf = len(arguments.pi_weights), len(arguments.vf_weights)
+        self.has_log_std, self.arguments, self.settings = arguments.log_std is not None, arguments, settings
 
     def __call__(self, inputs: tuple[th.Tensor, ...], with_grads: bool) -> list[th.Tensor]:
         core_pi, core_vf = inputs[:2]
@@ -143,10 +188,10 @@ class _KernelCall:
             None if s.clip_range_vf is None else float(s.clip_range_vf),
             float(s.ent_coef),
             float(s.vf_coef),
-            self.pi_act,
-            self.vf_act,
-            self.kind,
-            self.dims,
+            self.arguments.pi_act,
+            self.arguments.vf_act,
+            self.arguments.kind,
+            self.arguments.dims,
             with_grads,
         )
 
@@ -173,4 +218,7 @@ class _HeadsAndLoss(th.autograd.Function):
         )
 
 
-__all__ = ["KERNEL", "LossSettings", "fused_heads_supported", "linear_tensors", "mlp_activations", "ppo_loss"]
+__all__ = [
+    "KERNEL", "HeadsArguments", "LossSettings", "fused_heads_supported", "linear_tensors", "mlp_activations",
+    "ppo_loss", "twin_kernel_cores",
+]

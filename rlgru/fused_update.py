@@ -26,7 +26,7 @@ from rlgru.buffers import SequenceBatch
 from rlgru.cores import _kernel_build
 from rlgru.cores.kernel_core import KernelCore
 from rlgru.flat_grads import FlatGradients
-from rlgru.fused_heads import _KINDS, fused_heads_supported, linear_tensors, mlp_activations
+from rlgru.fused_heads import HeadsArguments, twin_kernel_cores
 from rlgru.policies import RecurrentActorCriticPolicy, _to_grid
 
 DISABLE_ENV = "RLGRU_DISABLE_FUSED_UPDATE"
@@ -39,30 +39,20 @@ class FusedUpdate:
     def __init__(self, policy: RecurrentActorCriticPolicy, flat: FlatGradients) -> None:
         actor, critic = policy.actor_core, policy.critic_core
         assert isinstance(actor, KernelCore) and isinstance(critic, KernelCore)
-        self.policy, self.flat = policy, flat
+        self.policy = policy
         self.cell = actor.kernel.CELL
-        self.actor_layers, self.critic_layers = actor.layers(), critic.layers()
-        self.actor_weights = [w for layer in self.actor_layers for w in layer]
-        self.critic_weights = [w for layer in self.critic_layers for w in layer]
-        extractor = policy.mlp_extractor
-        self.pi_weights = linear_tensors(extractor.policy_net)
-        self.vf_weights = linear_tensors(extractor.value_net)
-        self.heads = [policy.action_net.weight, policy.action_net.bias, policy.value_net.weight, policy.value_net.bias]
-        self.log_std = policy.log_std if policy._head_kind == "gaussian" else None
-        self.pi_act = mlp_activations(extractor.policy_net)
-        self.vf_act = mlp_activations(extractor.value_net)
-        self.kind = _KINDS[policy._head_kind]
-        self.dims = list(policy._action_dims) if policy._head_kind == "multi_categorical" else []
-        if policy._head_kind == "categorical":
-            self.dims = [policy.action_net.out_features]
-        # the order gradients come out in: both cores' layers, then the heads kernel's weights (its input order)
+        self.actor_weights = [w for layer in actor.layers() for w in layer]
+        self.critic_weights = [w for layer in critic.layers() for w in layer]
+        self.heads = HeadsArguments.of(policy)
+        # the order gradients come out in: both cores' layers, then the heads' weights (the heads kernel's order)
+        heads = self.heads
         self.order = [
             *self.actor_weights,
             *self.critic_weights,
-            *self.pi_weights,
-            *self.vf_weights,
-            *self.heads,
-            *([self.log_std] if self.log_std is not None else []),
+            *heads.pi_weights,
+            *heads.vf_weights,
+            *heads.heads,
+            *([heads.log_std] if heads.log_std is not None else []),
         ]
         view_of = {id(p): view for p, view in zip(flat.parameters, flat.views, strict=True)}
         self.views = [view_of[id(p)] for p in self.order]
@@ -75,17 +65,8 @@ class FusedUpdate:
             return None
         actor, critic = policy.actor_core, policy.critic_core
         if (
-            critic is None
-            or policy.shared_core
-            or type(actor) is not type(critic)
-            or not isinstance(actor, KernelCore)
-            or getattr(actor.kernel, "CELL", None) is None
-            or (actor.input_size, actor.hidden_size, actor.n_layers)
-            != (critic.input_size, critic.hidden_size, critic.n_layers)
+            not twin_kernel_cores(policy)
             or actor.dropout_rate or critic.dropout_rate
-            or not actor.resets_natively(policy.device)
-            or not fused_heads_supported(policy)
-            or policy.action_net.weight.dtype not in (th.float32, th.float64)
             or any(p.requires_grad for p in policy.features_extractor.parameters())
             or any(p.requires_grad for p in getattr(policy, "vf_features_extractor", nn.Identity()).parameters())
         ):
@@ -110,15 +91,16 @@ class FusedUpdate:
     ) -> dict[str, th.Tensor]:
         """The losses ``RecurrentPPO.minibatch_losses`` returns (without autograd graph); the loss's gradient is in
         the flat buffer afterwards, replacing what was there."""
+        heads = self.heads
         with th.no_grad():
             prep = self._prepare(batch, normalize_advantage)
             outputs = self.cell.ops.ppo_minibatch(
                 self.actor_weights, prep["actor_states"], prep["x_actor"],
                 self.critic_weights, prep["critic_states"], prep["x_critic"],
-                prep["keep"], prep["index"], self.pi_weights, self.vf_weights, self.heads, self.log_std,
+                prep["keep"], prep["index"], heads.pi_weights, heads.vf_weights, heads.heads, heads.log_std,
                 batch.actions, batch.old_log_prob, prep["advantages"], batch.returns, batch.old_values,
                 float(clip_range), None if clip_range_vf is None else float(clip_range_vf),
-                float(ent_coef), float(vf_coef), self.pi_act, self.vf_act, self.kind, self.dims,
+                float(ent_coef), float(vf_coef), heads.pi_act, heads.vf_act, heads.kind, heads.dims,
             )
             th._foreach_copy_(self.views, outputs[8:])
         return dict(zip(LOSS_NAMES, outputs[:8], strict=True))
@@ -150,10 +132,6 @@ class FusedUpdate:
                     "advantages": advantages, "keep": 1 - batch.resets.to(dtype)}
         self._prepared = (batch, prepared)
         return prepared
-
-    def forget_batch(self) -> None:
-        """Drop the kept batch (its rollout is over)."""
-        self._prepared = None
 
 
 def _to_core_grid(per_sample: th.Tensor, grid: tuple[th.Tensor, th.Tensor]) -> th.Tensor:
