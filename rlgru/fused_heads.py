@@ -6,7 +6,7 @@ sizes takes microseconds while dispatching and recording them takes most of a mi
 loss right after computing it, so the kernel returns the gradient with the loss and autograd only passes it on.
 ``RecurrentPPO.minibatch_losses`` keeps the plain autograd version, which defines the loss; tests check that both
 give the same losses and gradients. Policies with separate GRU/LSTM kernel cores go further: ``rlgru.fused_update``
-runs the cores and these heads in one call per minibatch, and ``rlgru.fused_act`` a GRU policy's rollout step.
+runs the cores and these heads in one call per minibatch, and ``rlgru.fused_act`` their rollout step.
 
 Covered: SB3's ``MlpExtractor`` heads (Linear layers with ReLU or Tanh), categorical (Discrete, MultiDiscrete) and
 diagonal Gaussian (Box) actions, float32/float64 on CPU. ``fused_heads_supported`` says when; anything else (and
@@ -162,15 +162,15 @@ class _KernelCall:
     """The kernel's fixed arguments for one minibatch; called with the differentiable inputs."""
 
     def __init__(self, arguments: HeadsArguments, settings: LossSettings) -> None:
-        self.n_pi, self.n_vf = len(arguments.pi_weights), len(arguments.vf_weights)
-        self.has_log_std, self.arguments, self.settings = arguments.log_std is not None, arguments, settings
+        self.arguments, self.settings = arguments, settings
 
     def __call__(self, inputs: tuple[th.Tensor, ...], with_grads: bool) -> list[th.Tensor]:
         core_pi, core_vf = inputs[:2]
-        pi_w = inputs[2 : 2 + self.n_pi]
-        vf_w = inputs[2 + self.n_pi : 2 + self.n_pi + self.n_vf]
-        heads = inputs[2 + self.n_pi + self.n_vf : 6 + self.n_pi + self.n_vf]
-        log_std = inputs[-1] if self.has_log_std else None
+        n_pi, n_vf = len(self.arguments.pi_weights), len(self.arguments.vf_weights)
+        pi_w = inputs[2 : 2 + n_pi]
+        vf_w = inputs[2 + n_pi : 2 + n_pi + n_vf]
+        heads = inputs[2 + n_pi + n_vf : 6 + n_pi + n_vf]
+        log_std = inputs[-1] if self.arguments.log_std is not None else None
         s = self.settings
         return KERNEL.ops.loss(
             core_pi,

@@ -623,12 +623,11 @@ std::vector<at::Tensor> core_side(const CoreSide& side, const std::optional<at::
   std::vector<at::Tensor> grads(4 * n_layers);
   for (size_t l = n_layers; l-- > 0;) {
     const auto& w = side.layers;
-    const auto& run = runs[l];
+    const auto& [out, h_last, c_last, cs, saved] = runs[l];
+    const auto second_seq = Traits::kStates > 1 ? std::optional<at::Tensor>(cs) : std::nullopt;
     auto [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh] =
         backward(grad, std::nullopt, std::nullopt, inputs[l], side.states[Traits::kStates * l], second_state(side, l),
-                 w[4 * l], w[4 * l + 1], std::get<0>(run), Traits::kStates > 1 ? std::optional<at::Tensor>(std::get<3>(run))
-                                                                              : std::nullopt,
-                 std::get<4>(run), keep, l > 0, false, true, 0);
+                 w[4 * l], w[4 * l + 1], out, second_seq, saved, keep, l > 0, false, true, 0);
     grads[4 * l] = dw_ih;
     grads[4 * l + 1] = dw_hh;
     grads[4 * l + 2] = db_ih;
@@ -638,10 +637,11 @@ std::vector<at::Tensor> core_side(const CoreSide& side, const std::optional<at::
   return grads;
 }
 
-std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorList actor_states, const at::Tensor& x_actor,
-                                      at::TensorList critic_layers, at::TensorList critic_states,
-                                      const at::Tensor& x_critic, const std::optional<at::Tensor>& keep_,
-                                      const std::optional<at::Tensor>& index_, at::TensorList pi_weights,
+std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorList actor_states,
+                                      const at::Tensor& x_actor, at::TensorList critic_layers,
+                                      at::TensorList critic_states, const at::Tensor& x_critic,
+                                      const std::optional<at::Tensor>& keep_, const std::optional<at::Tensor>& index_,
+                                      at::TensorList pi_weights,
                                       at::TensorList vf_weights, at::TensorList heads,
                                       const std::optional<at::Tensor>& log_std, const at::Tensor& actions,
                                       const at::Tensor& old_log_prob, const at::Tensor& advantages,
@@ -655,7 +655,8 @@ std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorLis
   TORCH_CHECK(actor_states.size() == Traits::kStates * actor_layers.size() / 4 &&
                   critic_states.size() == actor_states.size(),
               name, " minibatch: ", Traits::kStates, " initial state(s) per layer on both sides");
-  TORCH_CHECK(x_actor.dim() == 3 && x_critic.sizes() == x_actor.sizes(), name, " minibatch: x is [T, B, I] on both sides");
+  TORCH_CHECK(x_actor.dim() == 3 && x_critic.sizes() == x_actor.sizes(), name,
+              " minibatch: x is [T, B, I] on both sides");
   const CoreSide sides[2] = {{std::vector<at::Tensor>(actor_layers.begin(), actor_layers.end()),
                               std::vector<at::Tensor>(actor_states.begin(), actor_states.end()), x_actor},
                              {std::vector<at::Tensor>(critic_layers.begin(), critic_layers.end()),
@@ -689,8 +690,9 @@ std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorLis
 
 // ---------------------------------------------------------------------------------------------------------
 // One rollout step of an actor's and a critic's core of this cell under the plain heads (rlgru.fused_act): both
-// cores one step (the LSTM's through at::lstm_cell, as its core's own rollout step), the MLPs, the action distribution's draw and log-prob, the value and the next packed state in one
-// call instead of some thirty small ops and module calls. The same ATen ops in the same order as the policy's
+// cores one step (the LSTM's through at::lstm_cell, as its core's own rollout step), the MLPs, the action
+// distribution's draw and log-prob, the value and the next packed state in one call instead of some thirty small
+// ops and module calls. The same ATen ops in the same order as the policy's
 // PyTorch path, and the draw takes the same random numbers: torch.multinomial's one-sample path is argmax(p / q)
 // with q ~ Exp(1) drawn in one exponential_ call, as here, so a seed gives the same actions either way.
 //
@@ -698,28 +700,26 @@ std::vector<at::Tensor> ppo_minibatch(at::TensorList actor_layers, at::TensorLis
 // cell), already zeroed where episodes start; `x_actor`, `x_critic` are [B, I]. Returns [actions, values [B, 1],
 // log_prob [B], next state like `state`]; categorical actions are int64 (one column per dim for several dims).
 
-std::vector<at::Tensor> one_step(const std::vector<at::Tensor>& layers, const at::Tensor& state, int64_t offset,
-                                 int64_t H, at::Tensor x, std::vector<at::Tensor>& next_states) {
-  const int64_t n_layers = static_cast<int64_t>(layers.size() / 4);
-  for (int64_t l = 0; l < n_layers; ++l) {
-    const auto layer_state = state.select(0, l);
+// One core's step through its layers: its last layer's output, each layer's next packed state into `next_states`.
+at::Tensor one_step(const std::vector<at::Tensor>& w, const at::Tensor& state, int64_t offset, int64_t H, at::Tensor x,
+                    std::vector<at::Tensor>& next_states) {
+  for (size_t l = 0; l < next_states.size(); ++l) {
+    const auto layer_state = state.select(0, static_cast<int64_t>(l));
     const auto h0 = layer_state.narrow(1, offset, H);
-    const std::optional<at::Tensor> c0 =
-        Traits::kStates > 1 ? std::optional<at::Tensor>(layer_state.narrow(1, offset + H, H)) : std::nullopt;
     if constexpr (Traits::kStates > 1) {
       // the LSTM core's own rollout step is torch.lstm_cell (cheaper than the kernel at T = 1): the same op here
-      auto [h, c] = at::lstm_cell(x, {h0, *c0}, layers[4 * l], layers[4 * l + 1], layers[4 * l + 2],
-                                  layers[4 * l + 3]);
-      next_states[static_cast<size_t>(l)] = at::cat({h, c}, 1);
+      auto [h, c] = at::lstm_cell(x, {h0, layer_state.narrow(1, offset + H, H)}, w[4 * l], w[4 * l + 1],
+                                  w[4 * l + 2], w[4 * l + 3]);
+      next_states[l] = at::cat({h, c}, 1);
       x = h;
     } else {
-      auto [out, h, c, cs, saved] = forward(x.unsqueeze(0), h0, c0, layers[4 * l], layers[4 * l + 1],
-                                            layers[4 * l + 2], layers[4 * l + 3], std::nullopt, false, 0);
-      next_states[static_cast<size_t>(l)] = h;
+      auto [out, h, c, cs, saved] = forward(x.unsqueeze(0), h0, std::nullopt, w[4 * l], w[4 * l + 1], w[4 * l + 2],
+                                            w[4 * l + 3], std::nullopt, false, 0);
+      next_states[l] = h;
       x = out.select(0, 0);
     }
   }
-  return {x};
+  return x;
 }
 
 std::vector<at::Tensor> act(at::TensorList actor_layers, at::TensorList critic_layers, const at::Tensor& x_actor,
@@ -738,8 +738,8 @@ std::vector<at::Tensor> act(at::TensorList actor_layers, at::TensorList critic_l
   std::vector<at::Tensor> next_a(n_layers), next_c(n_layers);
   const std::vector<at::Tensor> wa(actor_layers.begin(), actor_layers.end()), wc(critic_layers.begin(),
                                                                                 critic_layers.end());
-  const auto core_pi = one_step(wa, state, 0, H, x_actor, next_a)[0];
-  const auto core_vf = one_step(wc, state, Traits::kStates * H, H, x_critic, next_c)[0];
+  const auto core_pi = one_step(wa, state, 0, H, x_actor, next_a);
+  const auto core_vf = one_step(wc, state, Traits::kStates * H, H, x_critic, next_c);
   std::vector<at::Tensor> layer_states;
   for (int64_t l = 0; l < n_layers; ++l) layer_states.push_back(at::cat({next_a[l], next_c[l]}, 1));
   const auto next_state = at::stack(layer_states, 0);

@@ -164,9 +164,8 @@ double critic_rows(const S* ret, const S* old_v, const S* values, int64_t N, con
   const S inv_n = S(1) / static_cast<S>(N);
   for (int64_t i = 0; i < N; ++i) {
     const S v = values[i];
-    const S vc = k.has_clip_vf
-                     ? old_v[i] + std::min(std::max(v - old_v[i], static_cast<S>(-k.clip_vf)), static_cast<S>(k.clip_vf))
-                     : v;
+    const S c_v = static_cast<S>(k.clip_vf);
+    const S vc = k.has_clip_vf ? old_v[i] + std::min(std::max(v - old_v[i], -c_v), c_v) : v;
     const S err = ret[i] - vc;
     sum_sq += err * err;
     values_out[i] = vc;
