@@ -7,6 +7,7 @@ default. Validation errors are turned into ``HarnessError`` lines that name the 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,6 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -27,7 +27,9 @@ from pydantic import (
 
 from rlgru.cores.registry import resolve_core, validate_core_settings
 from rlgru.files import atomic_write_text
+from rlgru.harness.config_base import StrictModel
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.tune_space import TuneConfig, set_path
 
 LINEAR_PREFIX = "lin_"
 
@@ -53,12 +55,6 @@ ScheduleValue = Annotated[float | str, BeforeValidator(_parse_schedule)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated too."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -231,6 +227,7 @@ class RunConfig(StrictModel):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     training: TrainingConfig
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tune: TuneConfig | None = Field(default=None, description="what `rlgru tune` searches; `rlgru train` ignores it")
 
     @field_validator("env")
     @classmethod
@@ -275,6 +272,52 @@ class RunConfig(StrictModel):
                 f" false (its shared LSTM is not trained by the value loss); here {', '.join(wrong)}"
             )
         return self
+
+
+    @model_validator(mode="after")
+    def _tune_space_names_settings(self) -> RunConfig:
+        """Every searched key path names a setting, and every bound (each choice) is a value that setting takes."""
+        if self.tune is None or self.tune.space is None:
+            return self
+        base = self.model_dump(mode="json", exclude={"tune"})
+        for key_path, distribution in self.tune.space.items():
+            problem = _unknown_setting(key_path)
+            if problem:
+                raise ValueError(f"tune.space.{key_path}: {problem}")
+            for value in distribution.endpoints():
+                trial = copy.deepcopy(base)
+                set_path(trial, key_path, value)
+                try:
+                    RunConfig.model_validate(trial)
+                except ValidationError as error:
+                    own = [item for item in error.errors() if _format_location(item["loc"]) == key_path]
+                    if own:
+                        message = own[0]["msg"].removeprefix("Value error, ")
+                        raise ValueError(
+                            f"tune.space.{key_path}: {distribution.kind} value {value!r} is not allowed: {message}"
+                        ) from None
+        return self
+
+
+def _unknown_setting(key_path: str) -> str | None:
+    """Why ``key_path`` names no setting of a run config (``None``: it does)."""
+    model: Any = RunConfig
+    keys = key_path.split(".")
+    for depth, key in enumerate(keys):
+        fields = getattr(model, "model_fields", {})
+        if key not in fields or (depth == 0 and key in ("tune", "seed")):
+            where = ".".join(keys[:depth]) or "a run config"
+            close = difflib.get_close_matches(key, [name for name in fields if name != "tune"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"unknown parameter: {where} has no setting {key!r}{hint}"
+        inner = _model_in(fields[key].annotation)
+        if depth < len(keys) - 1:
+            if inner is None:
+                return f"{'.'.join(keys[: depth + 1])} is a setting, not a section"
+            model = inner
+        elif inner is not None and key != "net_arch":
+            return "is a section: name one of its settings"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------- YAML
