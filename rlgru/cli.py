@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "eval": "rlgru.harness.commands.evaluate",
     "envs": "rlgru.harness.commands.envs",
     "cores": "rlgru.harness.commands.cores",
+    "tune": "rlgru.harness.commands.tune",
     "bench": "rlgru.harness.commands.bench",
     "report": "rlgru.harness.commands.report",
     "export": "rlgru.harness.commands.export",

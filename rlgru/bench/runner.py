@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import resource
-import shutil
 import sys
 import time
 import traceback
@@ -27,8 +26,8 @@ from rlgru.harness.config import config_to_dict, differing_keys, read_yaml_mappi
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.references import task_reference
 from rlgru.harness.run_dir import RunDir
-from rlgru.harness.run_lock import LOCK_FILE, RunInUseError, claim_run
-from rlgru.harness.train import prepare_resume, train
+from rlgru.harness.run_lock import RunInUseError, claim_run
+from rlgru.harness.train import resume_or_start_over, train
 from rlgru.harness.training_time import recorded_timing
 
 LOG_FILE = "train.log"
@@ -69,16 +68,7 @@ def execute(spec_data: dict[str, Any], out_dir: str) -> dict[str, Any]:
 
 
 def _train_and_measure(spec: RunSpec, run: RunDir) -> dict[str, Any]:
-    saved = [c.model for c in run.list_checkpoints()] + ([run.model] if run.model.is_file() else [])
-    resume = run.config.is_file() and bool(saved)
-    if resume:
-        prepare_resume(run, spec.config)
-    else:  # died before its first checkpoint: nothing worth keeping (but the lock file, which this process holds)
-        for child in run.path.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            elif child.name != LOCK_FILE:
-                child.unlink()
+    resume = resume_or_start_over(run, spec.config)
     with (run.path / LOG_FILE).open("a") as log:
         outcome = train(
             spec.config, run, resume=resume, progress=False, report=lambda line: print(line, file=log, flush=True)
@@ -131,6 +121,7 @@ def identity(spec: RunSpec) -> dict[str, Any]:
         "env_kwargs": spec.config.env.env_kwargs,
         "hidden_size": spec.config.policy.hidden_size,
         "sizing": spec.sizing,
+        "setting": spec.setting,
         "task_info": {
             "optimal_return": reference.get("optimal_return"),
             "memoryless_return": reference.get("memoryless_return"),

@@ -27,6 +27,7 @@ parameter count, so every comparison can be read at equal width and at equal par
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from rlgru.bench.sizing import core_input_size, matching_hidden_size
 from rlgru.cores import core_names, resolve_core
 from rlgru.harness.config import RunConfig, StrictModel, describe_error, read_yaml_mapping, validate_config
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.tune_space import apply_params
 
 #: the name the sb3-contrib reference row goes by in results, next to the cores
 REFERENCE_CORE = "sb3-contrib-lstm"
@@ -121,6 +123,27 @@ class ReferenceConfig(StrictModel):
     seeds: list[Annotated[int, Field(ge=0)]] | None = None
 
 
+class TunedComparison(StrictModel):
+    """Also compare every core at its own tuned settings: an equal ``rlgru tune`` budget per core and task (same
+    trials, steps per trial, seeds, space), then each tuned config trained on the suite's (fresh) seeds."""
+
+    trials: Annotated[int, Field(ge=1)] = 16
+    budget_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0, description="steps per trial, as a fraction of the task's budget"
+    )
+    seed: Annotated[int, Field(ge=0)] = Field(
+        default=1000, description="first tuning seed; tuning seeds must not be evaluation seeds"
+    )
+    seeds_per_trial: Annotated[int, Field(ge=1)] = 1
+    sampler: str = "tpe"
+    pruner: str = "median"
+    evaluations: Annotated[int, Field(ge=1)] = 4
+    space: dict[str, Any] | None = Field(default=None, description="as a config's tune.space; None: the default")
+
+    def tuning_seeds(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds_per_trial))
+
+
 class SuiteConfig(StrictModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "suite"
     description: str = ""
@@ -134,6 +157,7 @@ class SuiteConfig(StrictModel):
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     reference: ReferenceConfig | None = None
     equal_parameters: EqualParameters | None = None
+    tuned: TunedComparison | None = None
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> SuiteConfig:
@@ -154,6 +178,13 @@ class SuiteConfig(StrictModel):
             unknown = sorted(set(matched.cores or []) - set(self.cores))
             if unknown:
                 raise ValueError(f"equal_parameters.cores names cores not in the suite: {', '.join(unknown)}")
+        if self.tuned is not None:
+            shared = sorted(set(self.tuned.tuning_seeds()) & set(self.seeds))
+            if shared:
+                raise ValueError(
+                    f"tuned: tuning seeds {shared} are also evaluation seeds; evaluate tuned settings on fresh seeds "
+                    "(raise tuned.seed)"
+                )
         return self
 
     def matched_cores(self) -> list[str]:
@@ -180,6 +211,8 @@ class RunSpec:
     #: for tasks expanded from ``lengths``: the entry's name and this task's knob value
     family: str | None = None
     memory_length: int | None = None
+    #: "shared": the suite's settings; "tuned": this core's own tuned settings for this task
+    setting: str = "shared"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, so a run can be shipped to a worker process or a Ray node."""
@@ -194,6 +227,7 @@ class RunSpec:
             "sizing": self.sizing,
             "family": self.family,
             "memory_length": self.memory_length,
+            "setting": self.setting,
         }
 
     @classmethod
@@ -212,8 +246,14 @@ def load_suite(path: str | Path) -> SuiteConfig:
         raise HarnessError(message, where=path) from None
 
 
-def expand(suite: SuiteConfig, where: str | Path = "suite") -> list[RunSpec]:
-    """Every run of the suite, in a stable order (task, budget, seed, core): a sweep is resumable by run id."""
+def expand(
+    suite: SuiteConfig, where: str | Path = "suite", tuned: Mapping[tuple[str, str], dict[str, Any]] | None = None
+) -> list[RunSpec]:
+    """Every run of the suite, in a stable order (task, budget, seed, core): a sweep is resumable by run id.
+
+    ``tuned`` maps (task, core) to that pair's tuned parameters (config key path -> value); each pair found there
+    also runs at them, on every seed, beside its shared-setting run (run ids ending ``-tuned-s<seed>``).
+    """
     runs: list[RunSpec] = []
     for entry in suite.tasks:
         for task in entry.concrete():
@@ -246,7 +286,21 @@ def expand(suite: SuiteConfig, where: str | Path = "suite") -> list[RunSpec]:
                                 length,
                             )
                         )
+                        params = (tuned or {}).get((task.name, core))
+                        if params is not None and sizing == "hidden":
+                            runs.append(_tuned_run(runs[-1], params, where))
     return runs
+
+
+def _tuned_run(shared: RunSpec, params: Mapping[str, Any], where: str | Path) -> RunSpec:
+    """The shared-setting run with the pair's tuned parameters set (same task, seed, budget and evaluation)."""
+    data, _ = apply_params(shared.config.model_dump(mode="json"), dict(params))  # as the tuning trials did
+    try:
+        config = validate_config(data, where=f"tuned settings of {shared.run_id}")
+    except HarnessError as error:
+        raise error.within(where) from None
+    run_id = shared.run_id.removesuffix(f"-s{shared.seed}") + f"-tuned-s{shared.seed}"
+    return dataclasses.replace(shared, run_id=run_id, config=config, setting="tuned")
 
 
 def _matched_size(suite: SuiteConfig, config: RunConfig, core: str, where: str | Path) -> RunConfig:
@@ -321,6 +375,7 @@ __all__ = [
     "RunSpec",
     "SuiteConfig",
     "SuiteTask",
+    "TunedComparison",
     "deep_merge",
     "expand",
     "load_suite",

@@ -29,8 +29,10 @@ from rlgru.bench.lifeline import die_with_parent
 from rlgru.bench.results import is_complete, read_result, write_result
 from rlgru.bench.runner import config_mismatch, execute, identity, run_dir_of
 from rlgru.bench.suite import RunSpec, expand, load_suite
+from rlgru.bench.tuned import tuned_params
 from rlgru.files import atomic_write_bytes, atomic_write_text
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.machine import machine_description
 from rlgru.harness.run_lock import claim_run
 
 Backend = Literal["local", "ray"]
@@ -52,7 +54,8 @@ class SweepOutcome:
 
 def plan(suite_path: Path, out_dir: Path) -> tuple[list[RunSpec], list[RunSpec]]:
     """``(all runs, runs still to do)``; refuses an out directory that holds other runs under the same ids."""
-    runs = expand(load_suite(suite_path), where=suite_path)
+    suite = load_suite(suite_path)
+    runs = expand(suite, where=suite_path, tuned=tuned_params(suite, out_dir))
     pending = []
     for spec in runs:
         run = run_dir_of(out_dir, spec.run_id)
@@ -220,18 +223,6 @@ def _write_meta(out_dir: Path, suite_path: Path, backend: str, workers: int, wal
         "python": platform.python_version(),
     }
     atomic_write_text(out_dir / "sweep.json", json.dumps(meta, indent=2) + "\n")
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()}"
 
 
 __all__ = ["RAY_MAX_RETRIES", "SweepOutcome", "machine_description", "plan", "run_sweep"]

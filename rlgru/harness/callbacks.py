@@ -93,10 +93,14 @@ class PeriodicEvalCallback(BaseCallback):
         deterministic: bool,
         csv_path: Path,
         training_seconds: Callable[[], float | None] | None = None,
+        on_evaluation: Callable[[int, float], None] | None = None,
     ) -> None:
         """:param training_seconds: the run's training time so far (evaluation left out), logged beside each
-        evaluation so time-to-return can be read from the curve."""
+        evaluation so time-to-return can be read from the curve.
+        :param on_evaluation: called with (timesteps, mean return) once each evaluation is logged; it may raise to
+        stop training (``rlgru tune``'s pruner does)."""
         super().__init__()
+        self.on_evaluation = on_evaluation
         self.training_seconds = training_seconds
         self.eval_env = eval_env
         self.eval_freq = eval_freq
@@ -145,6 +149,8 @@ class PeriodicEvalCallback(BaseCallback):
             ],
         )
         self.seconds += time.perf_counter() - started
+        if self.on_evaluation is not None:
+            self.on_evaluation(self.num_timesteps, result.mean)
 
 
 __all__ = ["EVALUATION_COLUMNS", "PeriodicEvalCallback", "UpdateCheckpointCallback", "save_checkpoint", "save_model"]

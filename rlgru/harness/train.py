@@ -53,6 +53,8 @@ from rlgru.harness.training_time import TrainingClock
 RESUMABLE_CHANGES = ("training.total_timesteps",)
 
 Report = Callable[[str], None]
+#: called with (timesteps, mean return) after each periodic evaluation; may raise to stop the run
+EvaluationHook = Callable[[int, float], None]
 
 
 @dataclass
@@ -88,6 +90,22 @@ def prepare_resume(run: RunDir, requested: RunConfig) -> RunConfig:
     return requested
 
 
+def resume_or_start_over(run: RunDir, config: RunConfig) -> bool:
+    """For a worker that (re)starts a run it holds: ``True`` (resume) if the run has a saved state, else clear what
+    a start killed before its first checkpoint left behind (all but the lock, which the caller holds) and ``False``.
+    """
+    saved = [c.model for c in run.list_checkpoints()] + ([run.model] if run.model.is_file() else [])
+    if run.config.is_file() and saved:
+        prepare_resume(run, config)
+        return True
+    for child in run.path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        elif child.name != LOCK_FILE:
+            child.unlink()
+    return False
+
+
 def train(
     config: RunConfig,
     run: RunDir,
@@ -97,11 +115,13 @@ def train(
     source: str | Path = "config",
     report: Report = print,
     trust_pickle: bool = False,
+    on_evaluation: EvaluationHook | None = None,
 ) -> TrainOutcome:
     """Train (or resume) ``config`` in ``run``, save ``model.zip``, evaluate into ``eval.json``.
 
     The run directory is claimed (``run_lock``) before anything else, and held until this returns; a resumed run
     starts from the newest checkpoint that reads back whole, with its logs cut back to that checkpoint's step.
+    ``on_evaluation`` sees each periodic evaluation; an exception it raises ends the run there (files kept).
     """
     if config.training.torch_threads is not None:
         torch.set_num_threads(config.training.torch_threads)
@@ -128,6 +148,7 @@ def train(
                 source=source,
                 report=report,
                 trust_pickle=trust_pickle,
+                on_evaluation=on_evaluation,
             )
         finally:
             env.close()
@@ -143,6 +164,7 @@ def _train(
     source: str | Path,
     report: Report,
     trust_pickle: bool,
+    on_evaluation: EvaluationHook | None = None,
 ) -> TrainOutcome:
     if resume:
         model, clock = _resumed_agent(config, run, env, source, report, trust_pickle)
@@ -164,7 +186,7 @@ def _train(
     bar: TrainingProgressBar | None = None
     if remaining > 0:
         _describe_start(config, model, remaining, report)
-        callbacks = _callbacks(config, run, model, clock)
+        callbacks = _callbacks(config, run, model, clock, on_evaluation)
         clock.start()
         if progress:
             bar = TrainingProgressBar(steps_to_run(remaining, model.n_envs * model.n_steps))
@@ -297,7 +319,13 @@ def _kept(run: RunDir) -> str:
     return "no checkpoint had been written yet"
 
 
-def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: TrainingClock) -> list[BaseCallback]:
+def _callbacks(
+    config: RunConfig,
+    run: RunDir,
+    model: RecurrentPPO,
+    clock: TrainingClock,
+    on_evaluation: EvaluationHook | None = None,
+) -> list[BaseCallback]:
     """Guard first (nothing diverged is evaluated or saved), then evaluation, then checkpoints (see callbacks)."""
     callbacks: list[BaseCallback] = []
     guard = config.training.guard
@@ -311,6 +339,7 @@ def _callbacks(config: RunConfig, run: RunDir, model: RecurrentPPO, clock: Train
             config.evaluation.deterministic,
             run.evaluations_csv,
             training_seconds=lambda: clock.totals().train_seconds,
+            on_evaluation=on_evaluation,
         )
         clock.evaluation = evaluation
         callbacks.append(evaluation)
@@ -380,10 +409,12 @@ def _describe_start(config: RunConfig, model: RecurrentPPO, remaining: int, repo
 
 __all__ = [
     "RESUMABLE_CHANGES",
+    "EvaluationHook",
     "TrainOutcome",
     "describe_result",
     "final_evaluation",
     "make_eval_env",
     "prepare_resume",
+    "resume_or_start_over",
     "train",
 ]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from rlgru.bench.report import write_report
 from rlgru.bench.suite import load_suite
 from rlgru.bench.sweep import plan, run_sweep
+from rlgru.bench.tuned import tune_pairs, tuned_params, tuning_pairs
 from rlgru.harness.progress import show_progress
+from rlgru.harness.run_lock import claim_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     out_dir = args.out or Path("results") / suite.name
+    if suite.tuned is not None:
+        _tune_first(args, suite, out_dir)
     runs, pending = plan(args.suite, out_dir)
     print(
         f"{suite.name}: {len(runs)} runs ({len({run.task for run in runs})} tasks, cores {', '.join(suite.cores)}"
@@ -67,6 +72,30 @@ def run(args: argparse.Namespace) -> int:
     readme = write_report(out_dir)
     print(f"report: {readme}")
     return 1 if outcome.failed else 0
+
+
+def _tune_first(args: argparse.Namespace, suite: Any, out_dir: Path) -> None:
+    """The tuned comparison's studies (one per task and core, an equal budget each) before the runs that use them."""
+    pairs = tuning_pairs(suite)
+    tuned = suite.tuned
+    print(
+        f"{suite.name}: tuning {len(pairs)} (task, core) pairs first, {tuned.trials} trials each at "
+        f"{tuned.budget_fraction:g} of the task's budget, tuning seeds from {tuned.seed} -> {out_dir / 'tuning'}"
+    )
+    if args.dry_run:
+        done = tuned_params(suite, out_dir)
+        for task, core in pairs:
+            print(f"  tune {task.name} x {core}: {'done' if (task.name, core) in done else 'to run'}")
+        return
+    with claim_run(out_dir, what="sweep's out directory", hint="choose another --out"):
+        tune_pairs(
+            suite,
+            out_dir,
+            where=args.suite,
+            workers=args.workers or os.cpu_count() or 1,
+            backend=args.backend,
+            address=args.address,
+        )
 
 
 def _bar(total: int) -> Any:
