@@ -1,7 +1,9 @@
-"""Environments that misbehave on purpose, for the divergence guard's tests."""
+"""Environments that misbehave on purpose: for the divergence guard's tests, and trials that die or fail."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import gymnasium as gym
@@ -36,3 +38,34 @@ class BadValueEnv(gym.Env):
         if self.what == "observation" and self.steps >= self.bad_from:
             observation[1] = self.value
         return observation
+
+
+class KillOnce(gym.Wrapper):
+    """Kills its own process (SIGKILL, as an OOM killer or a lost machine would) at its ``at_step``-th step, once:
+    the first time it writes ``marker``, and never again while that file exists."""
+
+    def __init__(self, env: gym.Env, marker: str, at_step: int = 100) -> None:
+        super().__init__(env)
+        self.marker, self.at_step, self.steps = marker, at_step, 0
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        self.steps += 1
+        if self.steps == self.at_step and not os.path.exists(self.marker):
+            with open(self.marker, "w") as handle:
+                handle.write(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.env.step(action)
+
+
+class FailingEnv(gym.Wrapper):
+    """Raises at its ``at_step``-th step: a run that fails (its trial is recorded as failed, with this error)."""
+
+    def __init__(self, env: gym.Env, at_step: int = 20) -> None:
+        super().__init__(env)
+        self.at_step, self.steps = at_step, 0
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        self.steps += 1
+        if self.steps >= self.at_step:
+            raise RuntimeError("this env breaks on purpose")
+        return self.env.step(action)

@@ -28,6 +28,7 @@ from rlgru.bench.published import published_section
 from rlgru.bench.results import IDENTITY_FIELDS, is_complete, missing_fields, read_result
 from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
 from rlgru.bench.suite import REFERENCE_CORE
+from rlgru.bench.tuned_report import TUNED, setting_of, tuned_section
 from rlgru.bench.variants import EQUAL_PARAMS_SUFFIX, is_equal_params, variant_of
 from rlgru.files import atomic_open, atomic_write_text
 
@@ -87,8 +88,10 @@ def write_report(out_dir: Path, n_resamples: int = 2000) -> Path:
         raise FileNotFoundError(f"no run results under {out_dir / 'runs'}")
     _write_runs_csv(out_dir / "runs.csv", results)
     _write_curves_csv(out_dir / "learning_curves.csv", results)
-    plots = _plot_curves(out_dir, results)
-    text = _readme(out_dir, results, plots, n_resamples)
+    # tuned-setting runs have a section of their own; every other table compares the cores at the shared setting
+    shared = [r for r in results if setting_of(r) != TUNED]
+    plots = _plot_curves(out_dir, shared)
+    text = _readme(out_dir, shared, plots, n_resamples, all_results=results)
     readme = out_dir / "README.md"
     atomic_write_text(readme, text)
     atomic_write_text(out_dir / "report.html", render_page(text, out_dir, f"rlgru benchmark: {out_dir.name}"))
@@ -182,7 +185,14 @@ def _bootstrap_band(returns: np.ndarray, n_resamples: int = 500, seed: int = 0) 
     return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
 
 
-def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path], n_resamples: int) -> str:
+def _readme(
+    out_dir: Path,
+    results: list[dict[str, Any]],
+    plots: dict[str, Path],
+    n_resamples: int,
+    all_results: list[dict[str, Any]] | None = None,
+) -> str:
+    all_results = results if all_results is None else all_results
     ok = _ok(results)
     failed = [r for r in results if r.get("status") != "ok"]
     unfinished = [r for r in ok if not is_complete(r)]
@@ -195,9 +205,10 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     if meta:
         lines += [f"{meta}", ""]
     planned = _planned_runs(out_dir)
-    if planned is not None and len(ok) < planned:
+    completed = len(_ok(all_results))
+    if planned is not None and completed < planned:
         lines += [
-            f"**Partial results: {len(ok)} of the suite's {planned} runs have completed.** Running the same "
+            f"**Partial results: {completed} of the suite's {planned} runs have completed.** Running the same "
             "`rlgru bench` command again resumes the rest; every table and verdict below covers the completed runs "
             "only.",
             "",
@@ -284,10 +295,13 @@ def _readme(out_dir: Path, results: list[dict[str, Any]], plots: dict[str, Path]
     lines += published_section(ok, n_resamples)
     verdicts = [*horizon_verdicts, *_verdicts(ok, scores, comparisons), *fair_verdicts]
     lines += ["", "## Verdicts", ""] + [f"- {v}" for v in verdicts]
+    tuned_lines = tuned_section(out_dir, _ok(all_results), n_resamples)
+    if tuned_lines:
+        lines += ["", *tuned_lines]
     if plots:
         lines += ["", "## Learning curves (mean over seeds, 95% bootstrap band)", ""]
         lines += [f"![{task}]({path.name})" for task, path in plots.items()]
-    lines += _cost_of_benchmark(out_dir, results)
+    lines += _cost_of_benchmark(out_dir, all_results)
     if failed:
         lines += ["", "## Failed runs", ""]
         lines += [

@@ -16,9 +16,15 @@ from rlgru.cores.registry import core_names
 EQUAL_PARAMS_SUFFIX = "-eqp"
 
 
+#: appended to a core's name for its runs at its own tuned settings (``tuned:`` suites)
+TUNED_SUFFIX = "-tuned"
+
+
 def variant_of(result: dict[str, Any]) -> str:
-    """The column a result belongs to: its core, marked when it was sized to equal parameters."""
+    """The column a result belongs to: its core, marked when it was sized to equal parameters or tuned."""
     core = str(result.get("core"))
+    if result.get("setting") == "tuned":
+        return f"{core}{TUNED_SUFFIX}"
     return f"{core}{EQUAL_PARAMS_SUFFIX}" if result.get("sizing") == "params" else core
 
 
@@ -55,6 +61,7 @@ def task_order(task: str) -> tuple[str, float]:
 __all__ = [
     "task_order",
     "EQUAL_PARAMS_SUFFIX",
+    "TUNED_SUFFIX",
     "base_core",
     "is_equal_params",
     "order_variants",

@@ -30,7 +30,7 @@ from rlgru.tune.launchers import Finished, Launcher, make_launcher
 from rlgru.tune.outputs import write_outputs
 from rlgru.tune.search import grid_size, make_pruner, make_sampler, suggest
 from rlgru.tune.storage import default_storage_url, open_storage, quiet_optuna
-from rlgru.tune.trial_config import objective_kind, trial_run_config
+from rlgru.tune.trial_config import objective_kind, trial_run_config, trial_run_dir
 from rlgru.tune.trial_run import TrialSpec
 
 #: times one set of parameters is started before its trial stays failed (a worker killed each time)
@@ -267,6 +267,9 @@ class _StudyRun:
             if "attempt" not in attrs:
                 trial.set_user_attr("attempt", 1)
                 trial.set_user_attr("run_of", run_of)
+            # known before it runs, so a trial whose worker dies still names its run directories
+            run_dirs = [trial_run_dir(self.out_dir, run_of, index).path for index in range(self.options.seeds)]
+            trial.set_user_attr("run_dirs", [_relative(str(path), self.out_dir) for path in run_dirs])
             try:  # a combination the config refuses is this trial's failure, not the study's
                 trial_run_config(self.base, params, 0, self.tune.evaluations, self.tune.eval_episodes, where="trial")
             except HarnessError as error:

@@ -1,9 +1,10 @@
 """Where trials run: worker processes on this machine, or Ray tasks on a cluster. Both answer the driver the same
 way: which trials ended, with their result, or with no result and why (the worker died).
 
-Local workers are spawned one per trial (fresh memory, nothing carried between trials) and die with the driver
-(``rlgru.bench.lifeline``). A Ray task whose node is lost is rerun by Ray (``RAY_MAX_RETRIES``) and resumes its
-trial's runs from their checkpoints where the file system is shared.
+Local workers are spawned once and run one trial after another (a fresh process costs seconds of imports and
+kernel loading); each dies with the driver (``rlgru.bench.lifeline``), and one that dies is replaced. A Ray task
+whose node is lost is rerun by Ray (``RAY_MAX_RETRIES``) and resumes its trial's runs from their checkpoints where
+the file system is shared.
 """
 
 from __future__ import annotations
@@ -50,58 +51,87 @@ def make_launcher(backend: str, workers: int, address: str | None) -> Launcher:
     raise HarnessError(f"unknown backend {backend!r}; choose local or ray", where="--backend")
 
 
-def _worker_main(spec_data: dict[str, Any], connection: Connection) -> None:
+def _worker_loop(connection: Connection) -> None:
+    """A worker process: run the trials it is sent, one at a time, until its pipe closes."""
     die_with_parent()
-    connection.send(execute_trial(spec_data))
-    connection.close()
+    while True:
+        try:
+            spec_data = connection.recv()
+        except (EOFError, OSError):
+            return
+        connection.send(execute_trial(spec_data))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    connection: Connection
+    trial: int | None = None
 
 
 class LocalLauncher:
-    """One spawned process per trial, at most ``workers`` at once."""
+    """``workers`` spawned processes that each run one trial at a time and live for the whole study.
+
+    A process is started once (importing torch and loading the kernels takes seconds, often more than a short trial
+    trains), not once per trial. A worker that dies mid-trial is noticed at once (its pipe closes) and replaced.
+    """
 
     def __init__(self, workers: int) -> None:
         self.capacity = workers
         self._context = multiprocessing.get_context("spawn")
-        self._workers: dict[int, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
+        self._workers: list[_Worker] = []
 
     def start(self, spec: TrialSpec) -> None:
-        receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(
-            target=_worker_main, args=(spec.as_dict(), sender), name=f"rlgru-trial-{spec.number}", daemon=True
-        )
+        worker = next((w for w in self._workers if w.trial is None), None) or self._spawn()
+        worker.connection.send(spec.as_dict())
+        worker.trial = spec.number
+
+    def _spawn(self) -> _Worker:
+        mine, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_worker_loop, args=(theirs,), name="rlgru-tune-worker", daemon=True)
         process.start()
-        sender.close()  # the child holds the only writer: its death shows here as end-of-file
-        self._workers[spec.number] = (process, receiver)
+        theirs.close()  # the child holds the only other end: its death shows here as end-of-file
+        worker = _Worker(process, mine)
+        self._workers.append(worker)
+        return worker
 
     def wait(self) -> list[Finished]:
-        if not self._workers:
+        busy = [w for w in self._workers if w.trial is not None]
+        if not busy:
             return []
-        wait([receiver for _, receiver in self._workers.values()], timeout=POLL_SECONDS)
+        wait([w.connection for w in busy], timeout=POLL_SECONDS)
         finished = []
-        for number, (process, receiver) in list(self._workers.items()):
-            result = None
+        for worker in busy:
+            number = worker.trial
+            assert number is not None
             try:
-                if not receiver.poll():
+                if not worker.connection.poll():
                     continue
-                result = receiver.recv()
-            except (EOFError, OSError):
-                pass  # the worker died before it answered
-            process.join()
-            receiver.close()
-            del self._workers[number]
-            finished.append(Finished(number, result, "" if result is not None else _death_cause(process.exitcode)))
+                result = worker.connection.recv()
+            except (EOFError, OSError):  # the worker died before it answered
+                worker.process.join(timeout=10)
+                worker.connection.close()
+                self._workers.remove(worker)
+                finished.append(Finished(number, None, _death_cause(worker.process.exitcode)))
+                continue
+            worker.trial = None
+            finished.append(Finished(number, result))
         return finished
 
     def stop(self) -> None:
-        for process, _ in self._workers.values():
-            process.terminate()
-        for process, _ in self._workers.values():
-            process.join(timeout=10)
+        for worker in self._workers:
+            worker.process.terminate()
+        for worker in self._workers:
+            worker.process.join(timeout=10)
 
     def close(self) -> None:
-        self.stop()
-        for _, receiver in self._workers.values():
-            receiver.close()
+        for worker in self._workers:
+            worker.connection.close()  # an idle worker's recv() ends, and it exits
+        for worker in self._workers:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=10)
         self._workers.clear()
 
 

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def write_report(
     lines += ["", "## Optimisation history", "", "![history](history.png)", ""]
     _plot_history(trials, out_dir / "history.png")
     importances = _importances(study, complete)
-    lines += ["## Parameter importances (Optuna's fANOVA)", ""]
+    lines += ["## Parameter importances (Optuna's default evaluator)", ""]
     if importances:
         _plot_importances(importances, out_dir / "importances.png")
         lines += ["![importances](importances.png)", "", "| setting | importance |", "|---|---|"]
@@ -168,7 +169,9 @@ def _importances(study: optuna.Study, complete: list[FrozenTrial]) -> dict[str, 
     if len(complete) < 2:
         return {}
     try:
-        return optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # few trials: the evaluator warns that its estimate is rough
+            return optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError, ZeroDivisionError):  # e.g. every complete trial has the same settings
         return {}
 
@@ -212,7 +215,7 @@ def _plot_importances(importances: dict[str, float], path: Path) -> None:
     axes = figure.add_subplot()
     names = list(importances)[::-1]
     axes.barh(names, [importances[name] for name in names], color="C0")
-    axes.set_xlabel("importance (fANOVA, sums to 1)")
+    axes.set_xlabel("importance (sums to 1)")
     figure.savefig(path, dpi=110)
 
 

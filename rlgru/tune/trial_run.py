@@ -20,7 +20,7 @@ import torch
 
 from rlgru.files import atomic_write_text
 from rlgru.harness.run_dir import RunDir
-from rlgru.harness.run_lock import claim_run
+from rlgru.harness.run_lock import RunInUseError, claim_run
 from rlgru.harness.train import resume_or_start_over, train
 from rlgru.tune.search import make_pruner
 from rlgru.tune.storage import open_storage, quiet_optuna
@@ -95,7 +95,8 @@ def execute_trial(spec_data: dict[str, Any]) -> dict[str, Any]:
         result.state = "failed"
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
         result.error = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-        if result.run_dirs and Path(result.run_dirs[-1]).is_dir():
+        held_elsewhere = isinstance(error, RunInUseError)  # that process's run: write nothing into it
+        if result.run_dirs and Path(result.run_dirs[-1]).is_dir() and not held_elsewhere:
             atomic_write_text(Path(result.run_dirs[-1]) / "error.log", traceback.format_exc())
     result.seconds = time.perf_counter() - started
     return result.as_dict()
