@@ -8,13 +8,15 @@ namespace and gets everything else from the shared headers ``csrc/*.h``. They ar
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +53,45 @@ def build(name: str, source: Path, ops_namespace: str, check_op: str, verbose: b
         return
     from torch.utils.cpp_extension import load
 
-    load(
-        name=name,
-        sources=[str(source)],
-        extra_cflags=CFLAGS,
-        extra_include_paths=[str(CSRC)],
-        is_python_module=False,
-        verbose=verbose,
-    )
+    with exclusive_build(name):
+        load(
+            name=name,
+            sources=[str(source)],
+            extra_cflags=CFLAGS,
+            extra_include_paths=[str(CSRC)],
+            is_python_module=False,
+            verbose=verbose,
+        )
     getattr(getattr(torch.ops, ops_namespace), check_op)  # raises if registration did not happen
+
+
+@contextlib.contextmanager
+def exclusive_build(name: str) -> Iterator[None]:
+    """Hold extension ``name``'s build directory while torch builds or loads it, and clear a baton a killed
+    process left there.
+
+    torch marks a build in progress with a ``lock`` file that it creates and deletes (a "baton") and waits, with no
+    time limit, while the file exists. A process killed inside ``load`` (``kill -9`` of a run or a tuning worker just
+    started) leaves the file behind, and every later process waits for ever. An ``flock`` on a file of our own, which
+    the kernel releases when its holder dies, makes rlgru's loads take turns; whoever holds it knows that no live
+    rlgru process is inside ``load``, so a baton it finds is stale and is removed.
+    """
+    from torch.utils import cpp_extension
+
+    try:
+        directory = Path(cpp_extension._get_build_directory(name, verbose=False))
+    except Exception:  # noqa: BLE001 - a torch without this helper: load as before
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(directory / "rlgru.flock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            (directory / "lock").unlink()
+        yield
+    finally:
+        os.close(descriptor)  # releases the flock
 
 
 def load_once(
@@ -129,8 +161,15 @@ class CompiledKernel:
 
     def load(self, verbose: bool = False) -> bool:
         """Compile (first time only) and load; returns whether it is usable. Failure warns once, and is remembered."""
-        return load_once(self.state, self._lock, lambda v: self.build_and_load(v),  # looked up per call (tests)
-                         self.what, self.consequence, self.disable_env, verbose)
+        return load_once(
+            self.state,
+            self._lock,
+            lambda v: self.build_and_load(v),  # looked up per call (tests)
+            self.what,
+            self.consequence,
+            self.disable_env,
+            verbose,
+        )
 
     def available(self) -> bool:
         """Whether cores will use the kernel (compiling it on first call)."""
@@ -146,4 +185,3 @@ class CompiledKernel:
         """Free the kernel's pooled buffers that no tensor uses any more."""
         if self.state["ok"]:
             self.ops.release_cached_memory()
-

@@ -19,6 +19,7 @@ import optuna
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from optuna.trial import FrozenTrial, TrialState
 
 from rlgru.bench.html_page import render_page
@@ -240,6 +241,7 @@ def _plot_parameters(complete: list[FrozenTrial], keys: list[str], path: Path, d
             for t in complete
         ):
             axes.set_xscale("log")
+            axes.xaxis.set_minor_formatter(NullFormatter())  # minor labels on a short log axis overlap
         axes.set_title(key, fontsize="small")
         axes.tick_params(labelsize="x-small")
     if cores and keys:
