@@ -28,6 +28,7 @@ _LAZY = {
     "register_core": "rlgru.cores",
     "RecurrentActorCriticPolicy": "rlgru.policies",
     "RecurrentPPO": "rlgru.ppo",
+    "GridCNN": "rlgru.extractors",
 }
 
 

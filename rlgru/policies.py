@@ -28,6 +28,7 @@ from torch import nn
 from rlgru import action_heads, fused_act
 from rlgru.cores import MemoryCore, core_names, resolve_core
 from rlgru.cores.registry import CoreSpec, core_label, core_spec, validate_core_settings
+from rlgru.wrappers import flatten_observation
 
 CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True,
                                  "core_kwargs": None}
@@ -81,6 +82,9 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         named policy classes (``MlpGruPolicy``, ...) fix it; ``"MlpPolicy"`` and friends default to ``"gru"``.
     :param core_kwargs: the core's own settings (its keyword-only constructor arguments, e.g. ``dropout``);
         sb3-contrib's ``lstm_kwargs`` is accepted as an alias.
+    :param nested_observation_space: the env's own space when ``observation_space`` is its flattening (a Tuple, or
+        a Tuple or Dict nested in one: ``rlgru.wrappers``); ``predict`` then takes the env's own observations too.
+        ``RecurrentPPO`` passes it.
     Other arguments are SB3's ``ActorCriticPolicy`` ones.
     """
 
@@ -113,6 +117,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         core: CoreSpec | None = None,
         core_kwargs: dict[str, Any] | None = None,
         core_type: str | None = None,
+        nested_observation_space: spaces.Space | None = None,
         **legacy_kwargs: Any,
     ) -> None:
         if core is not None and core_type is not None and core != core_type:
@@ -137,6 +142,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             # SB3's Adam epsilon, with the fused kernel: a third of the single-tensor Adam's time on CPU.
             optimizer_kwargs = {"eps": 1e-5, "fused": True}
+        if getattr(features_extractor_class, "takes_raw_images", False):
+            normalize_images = False  # the extractor encodes raw values itself (GridCNN: symbols are not intensities)
         core_class = resolve_core(core or core_type or self.default_core)
         core_kwargs = validate_core_settings(core_class, core_kwargs)
         # Read by _build_mlp_extractor(), which the parent constructor calls.
@@ -147,6 +154,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         self.critic_trains_core = bool(critic_trains_core)
         self.core_class = core_class
         self.core_kwargs = core_kwargs
+        self.nested_observation_space = nested_observation_space
         super().__init__(
             observation_space,
             action_space,
@@ -220,6 +228,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
             core=self.core,
             core_kwargs=dict(self.core_kwargs),
         )
+        if self.nested_observation_space is not None:
+            data["nested_observation_space"] = self.nested_observation_space
         return data
 
     # -------------------------------------------------------------------------------------------------- state
@@ -407,9 +417,12 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         """SB3-style predict that threads the recurrent state: returns ``(actions, state)``.
 
         ``state=None`` starts from zeros; ``episode_start[i]=1`` zeroes env ``i``'s state before acting.
-        A ``(h, c)`` tuple from sb3-contrib is accepted and packed.
+        A ``(h, c)`` tuple from sb3-contrib is accepted and packed. Where the env's observations are flattened
+        for the policy (``nested_observation_space``), its own tuples and dicts are taken as well, one or a batch.
         """
         self.set_training_mode(False)
+        if self.nested_observation_space is not None and isinstance(observation, tuple | dict):
+            observation = flatten_observation(self.nested_observation_space, observation)
         obs_tensor, vectorized = self.obs_to_tensor(observation)
         n_envs = _batch_size(obs_tensor)
         if state is None:

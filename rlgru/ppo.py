@@ -27,7 +27,7 @@ from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_reset
 from rlgru.optim_step import GradientStep
 from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
 from rlgru.safe_load import checked_custom_objects
-from rlgru.wrappers import wrap_tuple_observations
+from rlgru.wrappers import nested_observation_space, wrap_tuple_observations
 
 SelfRecurrentPPO = TypeVar("SelfRecurrentPPO", bound="RecurrentPPO")
 
@@ -117,6 +117,8 @@ class RecurrentPPO(OnPolicyAlgorithm):
         self._last_state: th.Tensor | None = None
         self._last_hidden_resets: np.ndarray | None = None
         self._gradient_step: GradientStep | None = None
+        # the env's own space where its observations are flattened (saved: predict takes them unflattened too)
+        self.nested_observation_space = nested_observation_space(self.env) if self.env is not None else None
         if _init_setup_model:
             self._setup_model()
 
@@ -131,8 +133,15 @@ class RecurrentPPO(OnPolicyAlgorithm):
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
+        nested = getattr(self, "nested_observation_space", None)  # (absent from zips saved before it was kept)
+        extra = {} if nested is None else {"nested_observation_space": nested}
         self.policy = self.policy_class(  # type: ignore[assignment]
-            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+            self.observation_space,
+            self.action_space,
+            self.lr_schedule,
+            use_sde=self.use_sde,
+            **self.policy_kwargs,
+            **extra,
         )
         if not isinstance(self.policy, RecurrentActorCriticPolicy):
             raise TypeError(f"RecurrentPPO needs a RecurrentActorCriticPolicy, got {type(self.policy).__name__}")

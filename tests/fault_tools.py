@@ -9,6 +9,7 @@ contents are written and fsync'ed but before they replace the old file: the wors
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import fnmatch
 import json
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +249,27 @@ if __name__ == "__main__":
     from rlgru.cli import main
 
     sys.exit(main(sys.argv[1:]))
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(lock_path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holds ``lock_path``'s flock (recording its pid, as rlgru's run lock does) while this lasts:
+    a second writer, without the cost of training one."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid()); print('held', flush=True); "
+            "time.sleep(60)",
+            str(lock_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()

@@ -17,7 +17,7 @@ from rlgru.bench import runner
 from rlgru.bench.results import is_complete, read_result
 from rlgru.bench.sweep import plan, run_sweep
 from rlgru.cli import main
-from tests.fault_tools import FAULT_CONFIG, check_run
+from tests.fault_tools import FAULT_CONFIG, check_run, lock_held_elsewhere
 
 BASE = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "training", "evaluation")}
 
@@ -71,25 +71,10 @@ def test_a_second_sweep_on_the_same_out_directory_is_refused(
     suite = write_suite(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
-            str(out / "run.lock"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(out / "run.lock"):
         assert main(["bench", str(suite), "--out", str(out), "--no-progress"]) == 2
         assert "another rlgru process is writing this sweep's out directory" in capsys.readouterr().err
         assert not (out / "runs").exists()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_ray_cluster_losing_a_node_mid_sweep_loses_no_run(tmp_path: Path) -> None:

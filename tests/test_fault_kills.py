@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.fault_tools import (
     children,
     kill_during_training,
     launch,
+    lock_held_elsewhere,
     write_config,
 )
 
@@ -64,27 +64,11 @@ def test_a_second_writer_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     config = write_config(tmp_path, training={"total_timesteps": 64})
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    holder = subprocess.Popen(  # another process holds the run (a bare flock: no need to train for it)
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid()); print('held', flush=True); "
-            "time.sleep(60)",
-            str(run_dir / "run.lock"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run_dir / "run.lock") as holder:  # another process holds the run
         assert main(["train", str(config), "--run-dir", str(run_dir), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert f"{run_dir}: another rlgru process is writing this run directory (pid {holder.pid})" in err
         assert not (run_dir / "config.yaml").exists()
-    finally:
-        holder.kill()
-        holder.wait()
     assert main(["train", str(config), "--run-dir", str(run_dir), "--no-progress"]) == 0, "free once it is gone"
 
 

@@ -4,8 +4,6 @@ failed and pruned trials, and leaves trials.csv, a best.yaml that trains as it i
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from rlgru.tune import trial_run
 from rlgru.tune.driver import TuneOptions, run_study
 from rlgru.tune.storage import default_storage_url, open_storage
 from rlgru.tune.trial_run import TrialSpec, execute_trial
-from tests.fault_tools import FAULT_CONFIG
+from tests.fault_tools import FAULT_CONFIG, lock_held_elsewhere
 
 SPACE = {
     "algorithm.learning_rate": {"log_uniform": [1e-4, 1e-2]},
@@ -158,19 +156,7 @@ def test_two_workers_never_write_the_same_run_directory(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run = out / "trials" / "trial-0000-s0"
     run.mkdir(parents=True)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
-            str(run / "run.lock"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run / "run.lock"):
         storage = default_storage_url(out)
         study = optuna.create_study(study_name="s", storage=open_storage(storage), direction="maximize")
         trial = study.ask()
@@ -178,9 +164,6 @@ def test_two_workers_never_write_the_same_run_directory(tmp_path: Path) -> None:
         result = execute_trial(spec.as_dict())
         assert result["state"] == "failed" and "RunInUseError" in result["error"]
         assert list(run.iterdir()) == [run / "run.lock"], "nothing written beside the other worker"
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "grid"])

@@ -176,7 +176,7 @@ def _ray_results(pending: list[RunSpec], out_dir: Path, workers: int, address: s
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
             options["num_cpus"] = workers
-        ray.init(address=address, **options)
+        ray.init(address=address or "local", **options)  # local: a new instance, never a stale one
     try:
         remote_execute = ray.remote(num_cpus=1, max_calls=1, max_retries=RAY_MAX_RETRIES)(execute)
         specs = {remote_execute.remote(spec.as_dict(), str(out_dir)): spec for spec in pending}

@@ -33,10 +33,12 @@ def extension_name(prefix: str, source: Path) -> str:
 
     torch's extension cache keys on the source file and flags but neither on torch's version, whose ABI the
     build uses, nor on included headers; both go into the name so any change gets a fresh build. The environment
-    (``sys.prefix``) goes in too: two virtualenvs sharing one cache folder would otherwise see each other's
-    build files (other include paths) and rebuild the kernels at every switch.
+    (``sys.prefix``) and the source folder go in too: two virtualenvs, or two checkouts run from one virtualenv,
+    sharing one cache folder would otherwise see each other's build files (other paths) and rebuild the kernels at
+    every switch.
     """
     digest = hashlib.sha1(sys.prefix.encode())
+    digest.update(str(source.resolve().parent).encode())
     for path in (source, *HEADERS):
         digest.update(path.read_bytes())
     return f"{prefix}_{re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)}_{digest.hexdigest()[:10]}"

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.utils import LinearSchedule, check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from rlgru import RecurrentPPO
+from rlgru.extractor_choice import ExtractorChoice, choose_extractor, validate_extractor_settings
 from rlgru.harness.config import LINEAR_PREFIX, NetArchConfig, PolicyConfig, RunConfig
 from rlgru.harness.errors import HarnessError, UntrustedFileError
 from rlgru.safe_load import UntrustedPickleError, load_algorithm
@@ -28,7 +28,6 @@ ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
-_EXTRACTOR_PREFIX = {"mlp": "Mlp", "cnn": "Cnn", "multi_input": "MultiInput"}
 
 
 def to_schedule(value: float | str) -> float | LinearSchedule:
@@ -38,22 +37,28 @@ def to_schedule(value: float | str) -> float | LinearSchedule:
     return float(value)
 
 
+def extractor_choice(policy: PolicyConfig, observation_space: spaces.Space) -> ExtractorChoice:
+    """The features extractor ``policy.extractor`` gives this env's observations, its settings checked; a
+    ``HarnessError`` at ``policy.extractor`` (naming the space) when it does not read them."""
+    try:
+        choice = choose_extractor(policy.extractor, observation_space)
+    except ValueError as error:  # ExtractorMismatch, or a module:Class that no longer imports
+        raise HarnessError(str(error), where="policy.extractor") from None
+    try:  # (with auto, the class is only known now)
+        validate_extractor_settings(choice.extractor_class, policy.features_extractor_kwargs)
+    except ValueError as error:
+        raise HarnessError(str(error), where="policy.features_extractor_kwargs") from None
+    return choice
+
+
 def policy_name(policy: PolicyConfig, observation_space: spaces.Space, core_label: str = "") -> str:
-    """``MlpPolicy``, ``CnnPolicy`` or ``MultiInputPolicy``; ``extractor: auto`` picks by observation space as SB3
-    users would."""
-    extractor = policy.extractor
-    if extractor == "auto":
-        if isinstance(observation_space, spaces.Dict):
-            extractor = "multi_input"
-        elif is_image_space(observation_space, check_channels=False):
-            extractor = "cnn"
-        else:
-            extractor = "mlp"
+    """``MlpPolicy``, ``CnnPolicy`` or ``MultiInputPolicy`` (``extractor_choice`` says which extractor it gets)."""
     # rlgru takes the core from policy_kwargs (built-in or a user's); sb3-contrib's names carry it ("Lstm")
-    return f"{_EXTRACTOR_PREFIX[extractor]}{core_label}Policy"
+    return f"{extractor_choice(policy, observation_space).policy_prefix}{core_label}Policy"
 
 
-def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
+def policy_kwargs(policy: PolicyConfig, choice: ExtractorChoice | None = None) -> dict[str, Any]:
+    """The policy's keyword arguments; with ``choice``, its extractor too where the policy alias lacks it."""
     kwargs: dict[str, Any] = {
         "core": policy.core,
         "core_kwargs": dict(policy.core_kwargs),
@@ -72,12 +77,16 @@ def policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
         kwargs["net_arch"] = list(policy.net_arch)
     if policy.features_extractor_kwargs:
         kwargs["features_extractor_kwargs"] = dict(policy.features_extractor_kwargs)
+    if choice is not None and not choice.builtin_default:
+        kwargs["features_extractor_class"] = choice.extractor_class
+    if choice is not None and getattr(choice.extractor_class, "takes_raw_images", False):
+        kwargs["normalize_images"] = False  # it encodes the values itself (GridCNN); sb3-contrib's policy needs telling
     return kwargs
 
 
-def contrib_policy_kwargs(policy: PolicyConfig) -> dict[str, Any]:
+def contrib_policy_kwargs(policy: PolicyConfig, choice: ExtractorChoice | None = None) -> dict[str, Any]:
     """The same network in sb3-contrib's LSTM vocabulary (its critic core is ``enable_critic_lstm``)."""
-    kwargs = policy_kwargs(policy)
+    kwargs = policy_kwargs(policy, choice)
     del kwargs["core"]  # always an LSTM there
     kwargs["lstm_kwargs"] = kwargs.pop("core_kwargs")
     kwargs["lstm_hidden_size"] = kwargs.pop("hidden_size")
@@ -94,18 +103,22 @@ def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, wh
     contrib = algorithm.implementation == "sb3-contrib"
     extra: dict[str, Any] = {}
     core_label = ""
+    try:
+        choice = extractor_choice(config.policy, env.observation_space)
+    except HarnessError as error:
+        raise error.within(where) from None
     if contrib:
         from sb3_contrib import RecurrentPPO as agent_class
 
-        kwargs = contrib_policy_kwargs(config.policy)
+        kwargs = contrib_policy_kwargs(config.policy, choice)
         core_label = "Lstm"
     else:
         agent_class = RecurrentPPO
-        kwargs = policy_kwargs(config.policy)
+        kwargs = policy_kwargs(config.policy, choice)
         extra = {"hidden_reset": config.policy.hidden_reset, "max_seq_len": algorithm.max_seq_len}
     try:
         return agent_class(
-            policy_name(config.policy, env.observation_space, core_label),
+            f"{choice.policy_prefix}{core_label}Policy",
             env,
             learning_rate=to_schedule(algorithm.learning_rate),
             n_steps=algorithm.n_steps,
@@ -130,7 +143,18 @@ def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, wh
             **extra,
         )
     except (ValueError, TypeError, AssertionError, RuntimeError) as error:
-        raise HarnessError(f"cannot build the agent from this config: {error}", where=where) from None
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HarnessError(f"cannot build the agent from this config: {detail}", where=where) from None
+
+
+def check_model_fits(model: Any, env: VecEnv, env_id: str, where: str | Path) -> None:
+    """Refuse an env whose spaces are not the model's, compared as the model sees the env: SB3 turns channel-last
+    images channel-first before a model reads them (``predict`` does the same), so a 7x7x3 env fits a 3x7x7 model."""
+    seen = RecurrentPPO._wrap_env(env, verbose=0, monitor_wrapper=False)  # adds VecTransposeImage where SB3 would
+    try:
+        check_for_correct_spaces(seen, model.observation_space, model.action_space)
+    except ValueError as error:
+        raise HarnessError(f"the model does not fit {env_id!r}: {error}", where=where) from None
 
 
 def load_agent(
@@ -164,7 +188,9 @@ def load_agent(
 __all__ = [
     "ACTIVATION_CLASSES",
     "build_agent",
+    "check_model_fits",
     "contrib_policy_kwargs",
+    "extractor_choice",
     "load_agent",
     "policy_kwargs",
     "policy_name",

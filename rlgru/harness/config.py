@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from rlgru.cores.registry import resolve_core, validate_core_settings
+from rlgru.extractor_choice import AUTO, resolve_extractor, validate_extractor_settings
 from rlgru.files import atomic_write_text
 from rlgru.harness.config_base import StrictModel
 from rlgru.harness.errors import HarnessError
@@ -163,10 +164,12 @@ class PolicyConfig(StrictModel):
     net_arch: list[PositiveInt] | NetArchConfig | None = None
     activation: Literal["tanh", "relu", "elu", "leaky_relu", "gelu", "silu"] = "tanh"
     ortho_init: bool = True
-    extractor: Literal["auto", "mlp", "cnn", "multi_input"] = Field(
-        default="auto", description="features extractor; auto: multi_input for Dict, cnn for images, else mlp"
+    extractor: str = Field(
+        default="auto",
+        description="features extractor: auto (multi_input for Dict, cnn for images NatureCNN fits, grid_cnn for "
+        "smaller ones, else mlp), one of those names, or module:Class naming a BaseFeaturesExtractor subclass",
     )
-    features_extractor_kwargs: dict[str, Any] = Field(default_factory=dict)
+    features_extractor_kwargs: dict[str, Any] = Field(default_factory=dict, description="the extractor's settings")
     log_std_init: float = 0.0
 
     @field_validator("core")
@@ -174,6 +177,21 @@ class PolicyConfig(StrictModel):
     def _core_exists(cls, core: str) -> str:
         resolve_core(core)  # raises ValueError naming the registered cores
         return core
+
+    @field_validator("extractor")
+    @classmethod
+    def _extractor_exists(cls, extractor: str) -> str:
+        if extractor != AUTO:
+            resolve_extractor(extractor)  # imports a module:Class, so a saved model naming it loads safely later
+        return extractor
+
+    @field_validator("features_extractor_kwargs")
+    @classmethod
+    def _extractor_settings_are_valid(cls, settings: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        extractor = info.data.get("extractor", AUTO)  # absent: the extractor itself was wrong, the error to show
+        if extractor == AUTO:  # the class depends on the env's observations: checked when the agent is built
+            return settings
+        return validate_extractor_settings(resolve_extractor(extractor), settings)
 
     @field_validator("core_kwargs")
     @classmethod
@@ -273,7 +291,6 @@ class RunConfig(StrictModel):
             )
         return self
 
-
     @model_validator(mode="after")
     def _tune_space_names_settings(self) -> RunConfig:
         """Every searched key path names a setting, and every bound (each choice) is a value that setting takes."""
@@ -370,14 +387,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     keys = key_path.strip().split(".")
     if not sep or not all(keys):
         raise HarnessError(f"expected key.path=value, got {assignment!r}", where="--set")
-    value = parse_yaml(raw_value, f"--set {key_path}")
-    node = data
-    for key in keys[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = node[key] = {}
-        node = child
-    node[keys[-1]] = value
+    set_path(data, ".".join(keys), parse_yaml(raw_value, f"--set {key_path}"))
 
 
 # ------------------------------------------------------------------------------------------------ loading

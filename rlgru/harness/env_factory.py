@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.errors import HarnessError, UntrustedFileError
+from rlgru.harness.suites import suite_of
 from rlgru.safe_load import UntrustedPickleError, load_vecnormalize
 from rlgru.vec_env import make_batched_vec_env
 from rlgru.wrappers import wrap_tuple_observations
@@ -49,6 +50,9 @@ class EnvSpec:
 
         A subprocess worker unpickling this spec imports ``rlgru``, which registers the ``rlgru/`` ids.
         """
+        suite = suite_of(self.env_id)
+        if suite is not None:
+            suite.prepare()
         constructor = _entry_point(self.env_id)
         kwargs = {**self.env_kwargs, **make_kwargs}
         return constructor(**kwargs) if constructor is not None else gym.make(self.env_id, **kwargs)
@@ -82,12 +86,19 @@ def _entry_point(env_id: str) -> Callable[..., gym.Env] | None:
 
 def check_env_id(env_id: str, where: str = "env.id") -> None:
     """Fail with a helpful message (close matches) unless ``env_id`` names a registered id or an entry point."""
+    suite = suite_of(env_id)
+    if suite is not None and not suite.installed:
+        raise HarnessError(suite.missing(), where=where)
     if ":" in env_id:
         module_name, _, attribute = env_id.partition(":")
+        if suite is not None:
+            suite.prepare()
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
-            raise HarnessError(f"cannot import module {module_name!r} of {env_id!r}: {error}", where=where) from None
+            hint = f"; to install {suite.name}: {suite.install}" if suite is not None else ""
+            message = f"cannot import module {module_name!r} of {env_id!r}: {error}{hint}"
+            raise HarnessError(message, where=where) from None
         if callable(getattr(module, attribute, None)) or attribute in gym.registry:
             return
         raise HarnessError(
@@ -95,6 +106,12 @@ def check_env_id(env_id: str, where: str = "env.id") -> None:
         )
     if env_id in gym.registry:
         return
+    if suite is not None:  # installed, but Gymnasium only knows its ids once the package is imported
+        raise HarnessError(
+            f"unknown environment {env_id!r}: write {suite.package}:{env_id} so Gymnasium imports {suite.package} "
+            "(which registers it) first",
+            where=where,
+        )
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     raise HarnessError(
@@ -136,7 +153,9 @@ def check_env_spec(spec: EnvSpec, where: str = "env") -> gym.Space:
             try:
                 env = resolve_wrapper(name)(env, **kwargs)
             except Exception as error:  # noqa: BLE001 - as above, for the wrapper at this index
-                raise HarnessError(f"{name}: {_short(error)}", where=f"{where}.wrappers[{index}]") from None
+                suite = suite_of(name)
+                problem = suite.missing() if isinstance(error, ImportError) and suite is not None else _short(error)
+                raise HarnessError(f"{name}: {problem}", where=f"{where}.wrappers[{index}]") from None
         return wrap_tuple_observations(env).observation_space
     finally:
         env.close()

@@ -161,7 +161,7 @@ class RayLauncher:
             if address is None:
                 options["num_cpus"] = workers
             try:
-                ray.init(address=address, **options)
+                ray.init(address=address or "local", **options)  # local: a new instance, never a stale one
             except (ConnectionError, ValueError, RuntimeError) as error:
                 raise HarnessError(f"cannot reach the Ray cluster: {error}", where="--address") from None
         self._remote = ray.remote(num_cpus=1, max_calls=1, max_retries=RAY_MAX_RETRIES)(execute_trial)

@@ -1,4 +1,7 @@
-"""Evaluate a trained agent (run directory or model.zip); --memory-probe also measures its memory horizon."""
+"""Evaluate a trained agent (run directory or model.zip); --memory-probe also measures its memory horizon.
+
+--video PATH also writes episodes of it as a GIF or MP4 (``rlgru.harness.video``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import json
 import sys
 from pathlib import Path
 
-from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
 from rlgru.files import atomic_write_text
-from rlgru.harness.agent import load_agent
+from rlgru.harness.agent import check_model_fits, load_agent
+from rlgru.harness.config import EnvConfig
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.errors import HarnessError
 from rlgru.harness.eval_target import EvalTarget, resolve_target
@@ -21,6 +24,14 @@ from rlgru.harness.memory_probe import hidden_trajectory, memory_horizon
 from rlgru.harness.plots import plot_hidden_trajectory, plot_memory_horizon
 from rlgru.harness.references import task_reference
 from rlgru.harness.train import describe_result
+from rlgru.harness.video import (
+    VIDEO_INSTALL,
+    check_video_path,
+    env_fps,
+    record_episodes,
+    render_env_config,
+    write_video,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"env seed (default: the run's seed + {EVAL_SEED_OFFSET}, as the final evaluation in training)",
     )
     parser.add_argument("--out", type=Path, help="where the probe writes (default: RUN_DIR/memory_probe)")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        metavar="PATH",
+        help="also play episodes with one env drawing rgb_array frames and write them to PATH (.gif, or .mp4 with "
+        f"{VIDEO_INSTALL})",
+    )
+    parser.add_argument("--video-episodes", type=_positive, default=1, help="episodes in the video (default: 1)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no memory-probe progress lines on stderr")
     parser.add_argument(
@@ -72,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     n_envs = args.n_envs or _default_n_envs(target)
     if args.episodes is None:
         args.episodes = target.config.evaluation.episodes if target.config is not None else 100
+    video_env = None
+    if args.video is not None:  # refused before anything is played: an unknown format, a missing writer, no frames
+        check_video_path(args.video)
+        video_env = render_env_config(target.env)
     env = _eval_env(target, seed, n_envs, args.trust_pickle)
     try:
         model = _load(target, env, args.trust_pickle)
@@ -85,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
                     "the memory probe reads rlgru's recurrent state; this is an sb3-contrib model", where=target.model
                 )
             summary["memory_probe"] = _probe(args, target, model, env, seed, reference)
+        if video_env is not None:
+            summary["video"] = _video(args, target, model, video_env, seed)
     finally:
         env.close()
     if args.json:
@@ -101,7 +126,31 @@ def run(args: argparse.Namespace) -> int:
                 f"memory horizon (k recovering {probe['horizon_recovery']:.0%} of the gap): {probe['memory_horizon']}"
             )
             print(f"wrote {', '.join(probe['files'])} in {probe['out_dir']}")
+        if video_env is not None:
+            video = summary["video"]
+            frames = f"{video['episodes']} episode(s), {video['frames']} frames at {video['fps']:g} fps"
+            print(f"wrote {video['path']} ({frames})")
     return 0
+
+
+def _video(args: argparse.Namespace, target: EvalTarget, model: RecurrentPPO, env_config: EnvConfig, seed: int) -> dict:
+    """Play ``--video-episodes`` episodes on one rendering env (the run's statistics applied) and write them."""
+    venv = make_env(env_config, seed=seed, n_envs=1, vec_env="dummy")
+    if target.vecnormalize is not None:
+        venv = load_normalization(venv, target.vecnormalize, training=False, trust_pickle=args.trust_pickle)
+    try:
+        frames = record_episodes(
+            model.predict,
+            venv,
+            args.video_episodes,
+            deterministic=args.deterministic,
+            hidden_reset=getattr(model, "hidden_reset", "episode"),
+        )
+        fps = env_fps(venv)
+    finally:
+        venv.close()
+    write_video(frames, args.video, fps)
+    return {"path": str(args.video), "episodes": args.video_episodes, "frames": len(frames), "fps": fps}
 
 
 def _probe(
@@ -154,10 +203,7 @@ def _load(target: EvalTarget, env: VecEnv, trust_pickle: bool) -> RecurrentPPO:
     device = target.config.training.device if target.config else "cpu"
     implementation = target.config.algorithm.implementation if target.config else "rlgru"
     model = load_agent(target.model, env=None, device=device, implementation=implementation, trust_pickle=trust_pickle)
-    try:
-        check_for_correct_spaces(env, model.observation_space, model.action_space)
-    except ValueError as error:
-        raise HarnessError(f"the model does not fit {target.env.id!r}: {error}", where=target.model) from None
+    check_model_fits(model, env, target.env.id, target.model)
     return model
 
 

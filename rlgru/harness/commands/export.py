@@ -11,12 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru.export import FORMATS, ExportError, compare_with_policy, export_policy, load_exported
 from rlgru.export.errors import require
-from rlgru.harness.agent import load_agent
+from rlgru.harness.agent import check_model_fits, load_agent
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
 from rlgru.harness.errors import HarnessError
 from rlgru.harness.eval_target import EvalTarget, resolve_target
@@ -75,10 +74,7 @@ def run(args: argparse.Namespace) -> int:
     env = _env(target, seed, args.trust_pickle)
     try:
         model = load_agent(target.model, env=None, device="cpu", trust_pickle=args.trust_pickle)
-        try:
-            check_for_correct_spaces(env, model.observation_space, model.action_space)
-        except ValueError as error:
-            raise HarnessError(f"the model does not fit {target.env.id!r}: {error}", where=target.model) from None
+        check_model_fits(model, env, target.env.id, target.model)
         env_info = {
             "id": target.env.id,
             "kwargs": dict(target.env.env_kwargs),

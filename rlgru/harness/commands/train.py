@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlgru.harness.config import load_config
+from rlgru.harness.agent import extractor_choice
+from rlgru.harness.cli_arguments import add_overrides_argument
+from rlgru.harness.config import RunConfig, load_config
+from rlgru.harness.env_factory import EnvSpec, check_env_spec
 from rlgru.harness.errors import HarnessError
 from rlgru.harness.progress import show_progress
 from rlgru.harness.run_dir import RunDir, latest_run_dir, new_run_dir
@@ -16,14 +19,7 @@ DEFAULT_RUNS_ROOT = Path("runs")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="YAML config (see configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a config value, e.g. --set algorithm.n_steps=64 (repeatable; YAML values)",
-    )
+    add_overrides_argument(parser)
     parser.add_argument("--run-dir", type=Path, help="run directory (default: runs/<config>-s<seed>-<timestamp>)")
     parser.add_argument(
         "--resume",
@@ -41,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
+    print(describe_extractor(config, args.config))
     name = args.config.stem
     if args.resume:
         run_dir = RunDir(args.run_dir) if args.run_dir else latest_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
@@ -63,3 +60,14 @@ def run(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
     )
     return 0
+
+
+def describe_extractor(config: RunConfig, source: Path) -> str:
+    """The first line of training: the features extractor the policy gets, and why (``policy.extractor: auto``
+    decides by the env's observations, read off one env built here); an observation no extractor reads is the
+    one-line ``HarnessError`` it would be when the agent is built."""
+    try:
+        space = check_env_spec(EnvSpec.from_config(config.env))
+        return extractor_choice(config.policy, space).describe(config.policy.features_extractor_kwargs)
+    except HarnessError as error:
+        raise error.within(source) from None

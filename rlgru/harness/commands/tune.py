@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlgru.harness.cli_arguments import add_overrides_argument
 from rlgru.tune.driver import TuneOptions, run_study
 from rlgru.tune.search import PRUNERS, SAMPLERS
 
@@ -14,14 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, required=True, help="trials the study should hold in all (resumes)")
     parser.add_argument("--workers", type=int, default=1, help="trials run at once (processes, or Ray tasks)")
     parser.add_argument("--out", type=Path, required=True, help="the study's directory (state, trials, report)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a config value, as in rlgru train (repeatable)",
-    )
+    add_overrides_argument(parser)
     parser.add_argument(
         "--storage", help="Optuna storage URL (sqlite:///..., postgresql://...); default: a journal file in --out"
     )
