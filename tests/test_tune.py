@@ -4,6 +4,9 @@ failed and pruned trials, and leaves trials.csv, a best.yaml that trains as it i
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -290,3 +293,28 @@ def test_a_ray_cluster_losing_a_node_mid_study_loses_no_trial(tmp_path: Path) ->
     assert outcome["result"].counted == 2
     logs = [(out / row["run_dirs"] / "train.log").read_text() for row in rows]
     assert any("resuming from" in log for log in logs), "the lost trial resumed, not restarted"
+
+
+def test_a_terminated_study_stops_its_workers_and_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """SIGTERM ends ``rlgru tune`` like Ctrl-C (exit 130): its running trial is failed as interrupted and retried
+    on the next call, which resumes that trial's run from its checkpoints; the wall time of both calls is kept."""
+    config = write_config(tmp_path, training={"total_timesteps": 4096, "checkpoint_freq": 256})
+    out = tmp_path / "out"
+    args = ["tune", str(config), "--trials", "1", "--out", str(out), "--pruner", "none"]
+    driver = subprocess.Popen([sys.executable, "-m", "rlgru.cli", *args], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("trials/*/checkpoints/*.zip")):
+        time.sleep(0.1)
+    assert list(out.glob("trials/*/checkpoints/*.zip")), "the trial started training"
+    driver.terminate()
+    assert driver.wait(timeout=60) == 130
+    [stopped, waiting] = study_of(out).trials
+    assert stopped.state == optuna.trial.TrialState.FAIL and "interrupted" in stopped.user_attrs["error"]
+    assert waiting.state == optuna.trial.TrialState.WAITING and waiting.user_attrs["retry_of"] == stopped.number
+    first_wall = json.loads((out / "study.json").read_text())["wall_seconds"]
+    assert first_wall > 0
+    assert main(args) == 0
+    [row] = [row for row in read_trials(out) if row["counted"] == "yes"]
+    assert row["state"] == "complete" and row["run_dirs"] == "trials/trial-0000-s0"
+    assert "resuming from" in (out / row["run_dirs"] / "train.log").read_text()
+    assert json.loads((out / "study.json").read_text())["wall_seconds"] > first_wall

@@ -12,10 +12,12 @@ holding the pool's queue lock, which then deadlocks ``Pool.terminate``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 
 def die_with_parent(poll_seconds: float = 0.5) -> None:
@@ -30,4 +32,24 @@ def _watch(parent: int, poll_seconds: float) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-__all__ = ["die_with_parent"]
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's stop) ends the sweep like Ctrl-C: workers stopped, wall time recorded.
+
+    Only in the main thread, where Python runs signal handlers; elsewhere (a sweep run from a thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["die_with_parent", "terminate_as_interrupt"]

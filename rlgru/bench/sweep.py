@@ -13,11 +13,8 @@ import json
 import multiprocessing
 import os
 import platform
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from rlgru import __version__ as rlgru_version
-from rlgru.bench.lifeline import die_with_parent
+from rlgru.bench.lifeline import die_with_parent, terminate_as_interrupt
 from rlgru.bench.results import is_complete, read_result, write_result
 from rlgru.bench.runner import config_mismatch, execute, identity, run_dir_of
 from rlgru.bench.suite import RunSpec, expand, load_suite
@@ -107,7 +104,7 @@ def _run_sweep(
         else _local_results(pending, out_dir, workers)
     )
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             for result in results:
                 outcome.completed.append(result)
                 if on_result is not None:
@@ -118,26 +115,6 @@ def _run_sweep(
         outcome.wall_seconds = time.perf_counter() - started
         _write_meta(out_dir, suite_path, backend, workers, previous + outcome.wall_seconds, len(runs))
     return outcome
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill``, a scheduler's stop) ends the sweep like Ctrl-C: workers stopped, wall time recorded.
-
-    Only in the main thread, where Python runs signal handlers; elsewhere (a sweep run from a thread) nothing changes.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _local_results(pending: list[RunSpec], out_dir: Path, workers: int) -> Iterator[dict[str, Any]]:

@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from rlgru.bench.lifeline import terminate_as_interrupt
 from rlgru.files import atomic_write_text
 from rlgru.harness.config import config_to_dict, differing_keys, dump_config, load_config
 from rlgru.harness.errors import HarnessError
@@ -92,13 +93,18 @@ def run_study(options: TuneOptions, report: Report = print) -> TuneOutcome:
         study = _open_study(storage_url, study_name, options, space, base, tune)
         dump_config(config, out_dir / "config.yaml")
         run = _StudyRun(study, options, tune, base, out_dir, storage_url, report)
+        # after every trial too, so a driver killed outright (SIGKILL, a lost machine) still counts its time
+        run.on_trial_end = lambda: _write_study_file(
+            out_dir, study_name, storage_url, options, run.wall_seconds(), objective_kind(config)
+        )
         try:
-            run.recover_abandoned()
-            run.check_target()
-            run.loop(space)
+            with terminate_as_interrupt():  # `kill` ends the study like Ctrl-C: workers stopped, trials retried later
+                run.recover_abandoned()
+                run.check_target()
+                run.loop(space)
         finally:
             run.abandon_running("the driver stopped (interrupted) before it finished")
-            _write_study_file(out_dir, study_name, storage_url, options, run.wall_seconds(), objective_kind(config))
+            run.on_trial_end()
             write_outputs(study, out_dir, base, space, trial_counted=run.counted_numbers())
         best = run.best()
         if best is not None:
@@ -175,6 +181,7 @@ class _StudyRun:
         self.ran = 0
         self.started = time.perf_counter()
         self.previous_wall = _previous_wall(out_dir)
+        self.on_trial_end: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------------------------------ counting
     def counted_numbers(self) -> list[int]:
@@ -296,6 +303,12 @@ class _StudyRun:
             launcher.start(spec)
 
     def _record(self, finished: Finished) -> None:
+        try:
+            self._tell(finished)
+        finally:
+            self.on_trial_end()
+
+    def _tell(self, finished: Finished) -> None:
         trial = self.running.pop(finished.number)
         result = finished.result
         if result is None:  # the worker died without a word: kill -9, out of memory, a lost node
