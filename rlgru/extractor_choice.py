@@ -8,7 +8,6 @@ candidate's reasons, so a user can see why and what to change.
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import typing
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from rlgru.extractors import NATURE_CNN_MIN_SIDE, image_layout, resolved_encoding
+from rlgru.object_paths import import_object
 
 #: built-in name -> "module:Class"
 BUILTIN_EXTRACTORS: dict[str, str] = {
@@ -78,15 +78,7 @@ def resolve_extractor(setting: str) -> type[BaseFeaturesExtractor]:
             f"unknown extractor {setting!r}{hint}; choose one of {', '.join(EXTRACTOR_NAMES)} or give "
             "'module:Class' naming a stable_baselines3 BaseFeaturesExtractor subclass"
         )
-    module_name, _, attribute = path.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r} of {setting!r} ({error})") from None
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ValueError(f"module {module_name!r} has no {attribute!r}")
-        target = getattr(target, part)
+    target = import_object(path)  # the config names the key: policy.extractor
     if not (isinstance(target, type) and issubclass(target, BaseFeaturesExtractor)):
         raise ValueError(f"{setting!r} is {target!r}, not a subclass of stable_baselines3's BaseFeaturesExtractor")
     return target

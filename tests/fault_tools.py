@@ -18,9 +18,10 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,38 @@ def lock_held_elsewhere(lock_path: Path) -> Iterator[subprocess.Popen]:
     finally:
         holder.kill()
         holder.wait()
+
+
+def lose_a_ray_node_mid_work(work: Callable[[str], Any], side_by_side: Callable[[], bool]) -> Any:
+    """``work(address)`` on a local Ray cluster of three nodes (a head without CPUs, two one-CPU workers); once
+    ``side_by_side()`` says both workers are busy, one worker node is removed (it and every process on it die) and a
+    fresh one added. Returns what ``work`` returned, after asserting it ended without an error."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work(cluster.address)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = error
+
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline, busy = time.monotonic() + 240, False
+        while time.monotonic() < deadline and not busy:
+            busy = side_by_side()
+            time.sleep(0.05)
+        # both nodes busy at once, so the node removed next holds work mid-training (on a loaded machine Ray can
+        # start the second node late and run both pieces on one node, one after the other)
+        assert busy, "the work never ran side by side on the two nodes"
+        cluster.remove_node(workers[0])
+        cluster.add_node(num_cpus=1)
+        thread.join(timeout=400)
+        assert not thread.is_alive() and "error" not in outcome, outcome
+    finally:
+        cluster.shutdown()
+    return outcome["result"]

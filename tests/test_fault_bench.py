@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from rlgru.bench import runner
 from rlgru.bench.results import is_complete, read_result
 from rlgru.bench.sweep import plan, run_sweep
 from rlgru.cli import main
-from tests.fault_tools import FAULT_CONFIG, check_run, lock_held_elsewhere
+from tests.fault_tools import FAULT_CONFIG, check_run, lock_held_elsewhere, lose_a_ray_node_mid_work
 
 BASE = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "training", "evaluation")}
 
@@ -81,37 +80,12 @@ def test_ray_cluster_losing_a_node_mid_sweep_loses_no_run(tmp_path: Path) -> Non
     """Three nodes on this machine (a head without CPUs, two one-CPU workers); one worker node is removed while it
     trains. Ray reruns its task on the node added in its place, which resumes the run from its checkpoints."""
     pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
     budget = 768
     suite = write_suite(tmp_path, budget=budget, seeds=(0, 1))
     out = tmp_path / "out"
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
-    outcome: dict[str, object] = {}
-
-    def sweep() -> None:
-        try:
-            outcome["result"] = run_sweep(suite, out, backend="ray", address=cluster.address)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            outcome["error"] = error
-
-    try:
-        thread = threading.Thread(target=sweep)
-        thread.start()
-        deadline, side_by_side = time.monotonic() + 240, False
-        while time.monotonic() < deadline and not side_by_side:
-            side_by_side = _both_runs_training(out)
-            time.sleep(0.05)
-        # both nodes busy at once, so the node removed next holds a run mid-training (on a loaded machine Ray can
-        # start the second node late and run both runs on one node, one after the other)
-        assert side_by_side, "the two runs never trained side by side on the two nodes"
-        cluster.remove_node(workers[0])  # the node and every process on it die
-        cluster.add_node(num_cpus=1)
-        thread.join(timeout=400)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-    finally:
-        cluster.shutdown()
+    lose_a_ray_node_mid_work(
+        lambda address: run_sweep(suite, out, backend="ray", address=address), lambda: _both_runs_training(out)
+    )
     results = [read_result(path.parent) for path in sorted(out.glob("runs/*/result.json"))]
     assert len(results) == 2 and all(is_complete(result) for result in results), results
     expected = {**FAULT_CONFIG, "training": {**FAULT_CONFIG["training"], "total_timesteps": budget}}

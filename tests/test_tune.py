@@ -7,7 +7,6 @@ import csv
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from rlgru.tune import trial_run
 from rlgru.tune.driver import TuneOptions, run_study
 from rlgru.tune.storage import default_storage_url, open_storage
 from rlgru.tune.trial_run import TrialSpec, execute_trial
-from tests.fault_tools import FAULT_CONFIG, lock_held_elsewhere
+from tests.fault_tools import FAULT_CONFIG, lock_held_elsewhere, lose_a_ray_node_mid_work
 
 SPACE = {
     "algorithm.learning_rate": {"log_uniform": [1e-4, 1e-2]},
@@ -258,39 +257,21 @@ def test_a_ray_cluster_losing_a_node_mid_study_loses_no_trial(tmp_path: Path) ->
     """Two one-CPU worker nodes train a trial each; one node is removed mid-trial. Ray reruns its task on the node
     added in its place, which resumes the trial's run from its checkpoints: both trials complete, none is lost."""
     pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
-
     config = write_config(tmp_path, training={"total_timesteps": 768, "checkpoint_freq": 32})
     out = tmp_path / "out"
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
-    outcome: dict[str, Any] = {}
 
-    def study() -> None:
-        options = TuneOptions(config=config, out_dir=out, trials=2, workers=2, backend="ray", address=cluster.address)
-        try:
-            outcome["result"] = run_study(options, report=lambda line: None)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            outcome["error"] = error
+    def both_training() -> bool:
+        started = {path.parent.parent for path in out.glob("trials/*/checkpoints/*.zip")}
+        return len(started) == 2 and not any((run / "eval.json").exists() for run in started)
 
-    try:
-        thread = threading.Thread(target=study)
-        thread.start()
-        deadline, side_by_side = time.monotonic() + 240, False
-        while time.monotonic() < deadline and not side_by_side:
-            started = {path.parent.parent for path in out.glob("trials/*/checkpoints/*.zip")}
-            side_by_side = len(started) == 2 and not any((run / "eval.json").exists() for run in started)
-            time.sleep(0.05)
-        assert side_by_side, "the two trials never trained side by side on the two nodes"
-        cluster.remove_node(workers[0])  # the node and every process on it die
-        cluster.add_node(num_cpus=1)
-        thread.join(timeout=400)
-        assert not thread.is_alive() and "error" not in outcome, outcome
-    finally:
-        cluster.shutdown()
+    def study(address: str) -> Any:
+        options = TuneOptions(config=config, out_dir=out, trials=2, workers=2, backend="ray", address=address)
+        return run_study(options, report=lambda line: None)
+
+    outcome = lose_a_ray_node_mid_work(study, both_training)
     rows = read_trials(out)
     assert [row["state"] for row in rows] == ["complete", "complete"], rows
-    assert outcome["result"].counted == 2
+    assert outcome.counted == 2
     logs = [(out / row["run_dirs"] / "train.log").read_text() for row in rows]
     assert any("resuming from" in log for log in logs), "the lost trial resumed, not restarted"
 

@@ -8,7 +8,6 @@ all: ``register_core("name", MyCore)``, or ``"package.module:MyCore"`` wherever 
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import typing
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError, create_model
 
 from rlgru.cores.base import MemoryCore
+from rlgru.object_paths import import_object
 
 #: name -> "module:Class", imported on first use; the order is the order of tables and plots
 BUILTIN_CORES: dict[str, str] = {
@@ -161,14 +161,7 @@ def _import_core(path: str, what: str) -> type[MemoryCore]:
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"a core path is 'module:Class', got {what!r}")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"core {what!r}: cannot import module {module_name!r} ({error})") from None
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ValueError(f"core {what!r}: module {module_name!r} has no {attribute!r}")
-        target = getattr(target, part)
+    target = import_object(path, f"core {what!r}")
     _check_core_class(target, what)
     return target
 
@@ -193,9 +186,7 @@ def _settings_model(core_class: type[MemoryCore]) -> Any:
         if parameter.default is parameter.empty:
             raise TypeError(f"{core_class.__name__}: setting {name!r} needs a default (cores are built by name)")
         fields[name] = (hints.get(name, Any), parameter.default)
-    return create_model(
-        f"{core_class.__name__}Settings", __config__=ConfigDict(extra="forbid", strict=False), **fields
-    )
+    return create_model(f"{core_class.__name__}Settings", __config__=ConfigDict(extra="forbid", strict=False), **fields)
 
 
 __all__ = [
