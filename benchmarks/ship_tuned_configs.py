@@ -32,7 +32,12 @@ def main() -> None:
     args = parser.parse_args()
     results = [r for r in load_results(args.bench_dir) if r.get("status") == "ok"]
     args.out.mkdir(parents=True, exist_ok=True)
+    seeds = yaml.safe_load((args.bench_dir / "suite.yaml").read_text()).get("seeds", [])
     for task, core in sorted({(r["task"], r["core"]) for r in results if setting_of(r) == TUNED}):
+        done = {r["seed"] for r in results if (r["task"], r["core"]) == (task, core) and setting_of(r) == TUNED}
+        if not set(seeds) <= done:
+            print(f"skipped {task} x {core}: tuned runs on {len(done)} of the suite's {len(seeds)} seeds so far")
+            continue
         path = args.out / f"{_file_name(task)}_{core}.yaml"
         path.write_text(_shipped(args.bench_dir, results, task, core))
         print(f"wrote {path}")

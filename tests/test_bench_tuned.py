@@ -107,10 +107,12 @@ def _result(task: str, core: str, seed: int, setting: str, final: float) -> dict
 def _study(out: Path, task: str, core: str, values: list[float | None], wall: float) -> None:
     directory = study_dir(out, task, core)
     directory.mkdir(parents=True)
-    rows = ["number,state,value,seconds,pruned_at,retry_of,counted,run_dirs,error"]
+    rows = ["number,state,value,last_reported,seconds,pruned_at,retry_of,counted,run_dirs,error"]
     for number, value in enumerate(values):
-        state = "complete" if value is not None else "pruned"
-        rows.append(f"{number},{state},{'' if value is None else value},1,,,yes,,")
+        if value is None:  # pruned, its last evaluation 0.1
+            rows.append(f"{number},pruned,,0.1,1,100,,yes,,")
+        else:
+            rows.append(f"{number},complete,{value},{value},1,,,yes,,")
     (directory / "trials.csv").write_text("\n".join(rows) + "\n")
     (directory / "study.json").write_text(json.dumps({"wall_seconds": wall, "machine": "test CPU"}))
     (directory / "config.yaml").write_text(yaml.safe_dump({"training": {"total_timesteps": 500}}))
@@ -136,7 +138,8 @@ def test_the_report_compares_the_cores_at_both_settings(tmp_path: Path) -> None:
     assert "| tmaze × gru | 4 (3 / 1 / 0) | 500 | 2.0 min | 0.900 |" in text
     assert "Tuning took 0.10 h of wall time in all on test CPU." in text
     sensitivity = next(line for line in text.splitlines() if line.startswith("| tmaze | 0.825"))
-    assert "| 0.825, 2 of 4 | pruned or failed, 0 of 4 |" in sensitivity, "threshold 0.3 + 0.9 x (0.9 - 0.3)"
+    # trials gru [0.9, 0.85, 0.8, 0.1 (pruned)], lstm [0.4, 0.1, 0.1, 0.3]: near the best from 0.1 + 0.9 x 0.8
+    assert "| 0.825, 2 of 4 | 0.2, 0 of 4 |" in sensitivity, sensitivity
 
 
 def test_a_suite_without_tuned_runs_has_no_such_section(tmp_path: Path) -> None:

@@ -77,7 +77,10 @@ def trial_params(trial: FrozenTrial, space: dict[str, ParameterRange] | None = N
 
 def write_trials_csv(trials: list[FrozenTrial], keys: list[str], path: Path, counted: set[int]) -> None:
     """One row per trial; ``counted`` says which count towards ``--trials`` (a failure that was retried does not)."""
-    columns = ["number", "state", "value", "seconds", "pruned_at", "retry_of", "counted", "run_dirs", "error", *keys]
+    columns = [
+        "number", "state", "value", "last_reported", "seconds", "pruned_at", "retry_of", "counted", "run_dirs",
+        "error", *keys,
+    ]  # fmt: skip
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
@@ -88,6 +91,9 @@ def write_trials_csv(trials: list[FrozenTrial], keys: list[str], path: Path, cou
                 trial.number,
                 STATES.get(trial.state, trial.state.name.lower()),
                 "" if trial.value is None else f"{trial.value:.6g}",
+                ""
+                if not trial.intermediate_values
+                else f"{trial.intermediate_values[max(trial.intermediate_values)]:.6g}",
                 attrs.get("seconds", ""),
                 attrs.get("pruned_at", ""),
                 attrs.get("retry_of", ""),
@@ -98,6 +104,12 @@ def write_trials_csv(trials: list[FrozenTrial], keys: list[str], path: Path, cou
             ]
         )
     atomic_write_text(path, buffer.getvalue())
+
+
+def _last_reported(trial: FrozenTrial) -> float | str:
+    """The trial's last periodic evaluation (a pruned trial's score where it was stopped), or "" if none."""
+    steps = trial.intermediate_values
+    return steps[max(steps)] if steps else ""
 
 
 def _cell(value: Any) -> str:
@@ -206,9 +218,8 @@ def _plot_history(trials: list[FrozenTrial], path: Path) -> None:
 def _last_value(trial: FrozenTrial) -> float | None:
     if trial.value is not None:
         return trial.value
-    if trial.intermediate_values:
-        return trial.intermediate_values[max(trial.intermediate_values)]
-    return None
+    last = _last_reported(trial)
+    return None if last == "" else float(last)
 
 
 def _plot_importances(importances: dict[str, float], path: Path) -> None:
