@@ -12,9 +12,11 @@ from rlgru.harness.config import load_config
 from rlgru.harness.env_factory import make_env, normalize_env
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+#: configs/tuned/: what `rlgru tune` found for a task and core (benchmarks/ship_tuned_configs.py)
+TUNED = sorted((Path(__file__).resolve().parents[1] / "configs" / "tuned").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS + TUNED, ids=[f"{p.parent.name}/{p.stem}" for p in CONFIGS + TUNED])
 def test_config_builds_its_agent(path: Path) -> None:
     config = load_config(path, ["env.vec_env=dummy"])
     env = normalize_env(make_env(config.env, seed=0), config.env, config.algorithm.gamma)
