@@ -294,7 +294,7 @@ def expand(
 
 def _tuned_run(shared: RunSpec, params: Mapping[str, Any], where: str | Path) -> RunSpec:
     """The shared-setting run with the pair's tuned parameters set (same task, seed, budget and evaluation)."""
-    data, _ = apply_params(shared.config.model_dump(mode="json"), dict(params))  # as the tuning trials did
+    data = apply_params(shared.config.model_dump(mode="json"), dict(params))  # as the tuning trials did
     try:
         config = validate_config(data, where=f"tuned settings of {shared.run_id}")
     except HarnessError as error:

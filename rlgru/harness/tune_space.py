@@ -135,24 +135,22 @@ def set_path(data: dict[str, Any], key_path: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def apply_params(base: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``base`` with each ``key.path: value`` set, and notes on what had to change for the run to be valid.
+def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (its ``tune:`` section dropped) with each ``key.path: value`` set.
 
     As rl-zoo3's sampler does, a batch larger than a rollout is cut to the rollout (PPO's minibatches come from one
-    rollout); the note says so, and the trial's table shows the batch it really trained with.
+    rollout); the run's ``config.yaml`` holds the batch it really trained with.
     """
     data = copy.deepcopy(base)
     data.pop("tune", None)
     for key_path, value in params.items():
         set_path(data, key_path, value)
-    notes: list[str] = []
     algorithm = data.setdefault("algorithm", {})
     env = data.get("env", {})
     rollout = int(env.get("n_envs", 8)) * int(algorithm.get("n_steps", 128))
     if int(algorithm.get("batch_size", 128)) > rollout:
-        notes.append(f"algorithm.batch_size {algorithm['batch_size']} cut to the rollout, {rollout}")
         algorithm["batch_size"] = rollout
-    return data, notes
+    return data
 
 
 __all__ = ["KINDS", "ParameterRange", "TuneConfig", "apply_params", "default_space", "set_path"]

@@ -119,7 +119,7 @@ def _cell(value: Any) -> str:
 def best_config(study: optuna.Study, best: FrozenTrial, base: dict[str, Any]) -> dict[str, Any]:
     """The study's config with the best trial's parameters: the study's own seed and evaluation settings."""
     space = _space_from_attrs(study)
-    data, _ = apply_params(base, trial_params(best, space))
+    data = apply_params(base, trial_params(best, space))
     return validate_config(data, where="best.yaml").model_dump(mode="json", exclude={"tune"})
 
 

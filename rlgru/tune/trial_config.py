@@ -27,7 +27,7 @@ def trial_run_config(
 ) -> RunConfig:
     """The config of seed ``seed_index`` of a trial: seed ``base seed + index``, ``evaluations`` periodic
     evaluations spread over the budget (the pruner's reports)."""
-    data, _ = apply_params(base, params)
+    data = apply_params(base, params)
     data["seed"] = int(data.get("seed", 0)) + seed_index
     budget = int(data["training"]["total_timesteps"])
     evaluation = data.setdefault("evaluation", {})
