@@ -76,7 +76,7 @@ def make_algorithm(name: str, seed: int, n_envs: int = N_ENVS, hidden_size: int 
     import envs  # noqa: F401  (registers rlgru/ ids)
 
     if name.endswith(BATCHED_SUFFIX):
-        from rlgru.vec_env import make_batched_vec_env
+        from rlgru.env_plumbing.vec_env import make_batched_vec_env
 
         name = name.removesuffix(BATCHED_SUFFIX)
         env = make_batched_vec_env(ENV_ID, n_envs=n_envs, seed=seed)

@@ -4,8 +4,8 @@ Three ways to step ``n_envs`` envs of a task's Medium preset, random actions dra
 
 * ``DummyVecEnv``: SB3's ``make_vec_env(id, n_envs)``, one single env with a ``Monitor`` per index (the default
   of ``rlgru train``);
-* ``BatchedVecEnv``: ``rlgru.vec_env.make_batched_vec_env(id, n_envs)``, the batched env behind SB3's API with
-  episode statistics (what ``env.vec_env: batched`` trains on);
+* ``BatchedVecEnv``: ``rlgru.env_plumbing.vec_env.make_batched_vec_env(id, n_envs)``, the batched env behind SB3's
+  API with episode statistics (what ``env.vec_env: batched`` trains on);
 * ``VectorEnv``: the batched env alone, through Gymnasium's API.
 
 Steps are env steps (vector steps times ``n_envs``); each figure is the median of several timed runs of about
@@ -35,7 +35,7 @@ try:
 except ModuleNotFoundError:  # a checkout whose editable install predates envs/: use the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import envs
-from rlgru.vec_env import make_batched_vec_env
+from rlgru.env_plumbing.vec_env import make_batched_vec_env
 
 LEVEL = "Medium"
 KINDS = ("DummyVecEnv", "BatchedVecEnv", "VectorEnv")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from rlgru import _moved_modules
+
 try:  # the task suite ships beside the library; registering it is a convenience, not a requirement
     import envs as _envs  # noqa: F401
 except ModuleNotFoundError as error:  # pragma: no cover - only when rlgru is vendored without envs/
@@ -19,6 +21,8 @@ except ModuleNotFoundError as error:  # pragma: no cover - only when rlgru is ve
 
 __version__ = "0.1.0"
 
+_moved_modules.install()  # old module paths (models saved before the wings) keep importing
+
 #: public name -> the module that defines it
 _LAZY = {
     "GRUCore": "rlgru.cores.gru",
@@ -26,14 +30,14 @@ _LAZY = {
     "RNNCore": "rlgru.cores.rnn",
     "MemoryCore": "rlgru.cores",
     "register_core": "rlgru.cores",
-    "RecurrentActorCriticPolicy": "rlgru.policies",
-    "RecurrentPPO": "rlgru.ppo",
-    "GridCNN": "rlgru.extractors",
+    "RecurrentActorCriticPolicy": "rlgru.algorithm.policies",
+    "RecurrentPPO": "rlgru.algorithm.ppo",
+    "GridCNN": "rlgru.algorithm.extractors",
 }
 
 
 def _policy_aliases() -> dict[str, Any]:
-    from rlgru.policies import POLICY_ALIASES
+    from rlgru.algorithm.policies import POLICY_ALIASES
 
     return POLICY_ALIASES
 

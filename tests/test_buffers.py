@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlgru.buffers import minibatch_groups, sequence_layout
+from rlgru.algorithm.buffers import minibatch_groups, sequence_layout
 
 
 def test_sequences_start_at_resets_rollout_start_and_every_max_len() -> None:

@@ -90,16 +90,16 @@ def test_diagnostics_zero_the_state_where_episodes_start(kind: str) -> None:
     assert stats["hidden_norm"] != pytest.approx(core.diagnose(x, state)["hidden_norm"], rel=1e-3)
 
 
-def test_readme_core_table_lists_every_core_with_its_measured_size() -> None:
-    """README's table of cores is the registry's: every core, with the parameter count and state it really has."""
+def test_docs_core_table_lists_every_core_with_its_measured_size() -> None:
+    """docs/cores.md's table of cores is the registry's: every core, with the parameter count and state it has."""
     from pathlib import Path
 
     from rlgru.cores import describe_core
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cores.md").read_text()
     rows = {line.split("|")[1].strip(" `"): [cell.strip() for cell in line.split("|")[1:-1]]
-            for line in readme.splitlines() if line.startswith("| `")}
+            for line in page.splitlines() if line.startswith("| `")}
     for name in CORES:
         info = describe_core(name, 64, 64)
-        assert name in rows, f"README's core table misses {name}"
+        assert name in rows, f"docs/cores.md's core table misses {name}"
         assert rows[name][2] == f"{info.params:,}" and rows[name][3].split()[0] == str(info.state_size), name

@@ -18,8 +18,8 @@ from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from rlgru import RecurrentPPO
+from rlgru.algorithm.policies import IncompatiblePolicyOptions
 from rlgru.cores import core_names
-from rlgru.policies import IncompatiblePolicyOptions
 
 TWO_LAYERS_WITH_DROPOUT = [
     {"enable_critic_lstm": True, "lstm_hidden_size": 4, "lstm_kwargs": {"dropout": 0.5}, "n_lstm_layers": 2},

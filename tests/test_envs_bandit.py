@@ -97,7 +97,7 @@ def test_one_good_prior() -> None:
 
 def test_trial_starts_reach_rlgru_through_an_sb3_vec_env() -> None:
     """The algorithm reads trial starts from the vec env's reset infos: one per trial, for every env."""
-    from rlgru.hidden_reset import hidden_resets_after_step
+    from rlgru.algorithm.hidden_reset import hidden_resets_after_step
 
     spec = envs.TASKS["MetaBandit"]
     kwargs = spec.kwargs("Easy")

@@ -10,9 +10,9 @@ import torch as th
 from gymnasium import spaces
 
 from rlgru import RecurrentPPO
+from rlgru.algorithm.extractor_choice import ExtractorMismatch, choose_extractor
+from rlgru.algorithm.extractors import GridCNN
 from rlgru.cli import main
-from rlgru.extractor_choice import ExtractorMismatch, choose_extractor
-from rlgru.extractors import GridCNN
 from tests.extractor_helpers import TinyImageEnv
 from tests.fault_tools import write_config
 
@@ -111,7 +111,7 @@ def test_first_printed_line_names_the_extractor(tmp_path: Path, capsys: pytest.C
     config = write_config(tmp_path, env=IMAGE_ENV, training={"total_timesteps": 64}, evaluation={"episodes": 2})
     assert main(["train", str(config), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("features extractor: GridCNN (rlgru.extractors; encoding embedding)"), first
+    assert first.startswith("features extractor: GridCNN (rlgru.algorithm.extractors; encoding embedding)"), first
     assert "policy.extractor auto: a 5x5x3 image, too small for NatureCNN" in first
     model = RecurrentPPO.load(tmp_path / "run" / "model.zip")
     assert isinstance(model.policy.features_extractor, GridCNN)

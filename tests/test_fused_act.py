@@ -1,4 +1,4 @@
-"""The one-call rollout step (``rlgru.fused_act``) gives what the policy's module-by-module path gives.
+"""The one-call rollout step (``rlgru.fast.act``) gives what the policy's module-by-module path gives.
 
 Same actions (the same random draws for a seed), values, log-probs and next state for both fused cells, every action
 distribution the heads kernel covers, stacked layers, sampled and deterministic; a whole rollout fills the buffer

@@ -12,7 +12,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from rlgru import RecurrentPPO
-from rlgru import fused_heads as fused
+from rlgru.fast import heads as fused
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
 
 pytestmark = pytest.mark.skipif(not fused.KERNEL.available(), reason="the fused loss kernel could not be built")
@@ -76,7 +76,7 @@ def test_fused_loss_equals_autograd_definition(
     critic: dict, action_space: str, activation, net_arch, clip_range_vf, ent_coef
 ) -> None:
     model = perturbed_model(action_space, activation, net_arch, critic, clip_range_vf=clip_range_vf, ent_coef=ent_coef)
-    assert fused.fused_heads_supported(model.policy)
+    assert model.fast_path_plan().heads.used
     generator = th.Generator().manual_seed(0)
     for batch in model.rollout_buffer.get(model.batch_size):
         # spread ratios and value changes around the clip ranges
@@ -116,5 +116,5 @@ def test_heads_it_does_not_cover_take_the_autograd_path(why: str) -> None:
         action_space, extra = "box", {"use_sde": True}
     env = make_vec_env(RandomEpisodeEnv, n_envs=2, seed=1, env_kwargs={"action_space": ACTION_SPACES[action_space]})
     model = RecurrentPPO("MlpGruPolicy", env, n_steps=8, batch_size=8, policy_kwargs=policy_kwargs, **extra)
-    assert not fused.fused_heads_supported(model.policy)
+    assert not model.fast_path_plan().heads.used
     model.learn(16)  # and training still works, through autograd

@@ -1,4 +1,4 @@
-"""The autograd-free minibatch (``rlgru.fused_update``) computes what ``RecurrentPPO.minibatch_losses`` defines.
+"""The autograd-free minibatch (``rlgru.fast.update``) computes what ``RecurrentPPO.minibatch_losses`` defines.
 
 Same losses, log-probs and values, and the same gradient in every parameter, for both fused cells, every action
 distribution the heads kernel covers, stacked layers, padded sequences (a BPTT window that does not divide the
@@ -13,8 +13,8 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from rlgru import RecurrentPPO, fused_heads
-from rlgru.fused_update import DISABLE_ENV, FusedUpdate
-from rlgru.optim_step import GradientStep
+from rlgru.fast.optim_step import GradientStep
+from rlgru.fast.update import DISABLE_ENV, FusedUpdate
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
 
 pytestmark = pytest.mark.skipif(not fused_heads.KERNEL.available(), reason="the fused loss kernel could not be built")
@@ -52,8 +52,8 @@ def test_losses_and_gradient_equal_the_autograd_definition(
     perturbed_after_rollout(model)
     policy = model.policy
     step = GradientStep(policy, policy.optimizer)
-    update = FusedUpdate.for_policy(policy, step.flat)
-    assert update is not None
+    assert model.fast_path_plan().update.used
+    update = FusedUpdate(policy, step.flat)
     generator = th.Generator().manual_seed(0)
     padded = False
     for batch in model.rollout_buffer.get(model.batch_size):
@@ -101,14 +101,15 @@ def test_training_ends_at_the_same_parameters(monkeypatch: pytest.MonkeyPatch) -
 def test_policies_it_does_not_cover_take_the_autograd_path(why: str, kwargs: dict) -> None:
     model = make_model(**kwargs)
     model.policy.set_training_mode(True)
-    step = GradientStep(model.policy, model.policy.optimizer)
-    assert FusedUpdate.for_policy(model.policy, step.flat) is None, why
+    plan = model.fast_path_plan()
+    assert not plan.update.used, why
+    assert plan.update.reasons, "the plan says why"
     model.learn(48)  # and training works through autograd
 
 
 def test_the_switch_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_model()
-    step = GradientStep(model.policy, model.policy.optimizer)
-    assert FusedUpdate.for_policy(model.policy, step.flat) is not None
+    assert model.fast_path_plan().update.used
     monkeypatch.setenv(DISABLE_ENV, "1")
-    assert FusedUpdate.for_policy(model.policy, step.flat) is None
+    plan = model.fast_path_plan()
+    assert not plan.update.used and plan.update.reasons == (f"{DISABLE_ENV}=1",)

@@ -25,11 +25,11 @@ from rlgru.bench.popgym_reference import (
 )
 from rlgru.bench.suite import expand, load_suite
 from rlgru.cli import main
+from rlgru.env_plumbing.popgym_wrappers import PAPER_WRAPPERS, POPGymWrappers
 from rlgru.harness.env_factory import make_env
-from rlgru.popgym_wrappers import PAPER_WRAPPERS, POPGymWrappers
 
 SUITE = Path(__file__).resolve().parents[1] / "configs" / "bench" / "popgym.yaml"
-ADAPTER = "rlgru.popgym_wrappers:POPGymWrappers"
+ADAPTER = "rlgru.env_plumbing.popgym_wrappers:POPGymWrappers"
 
 
 def test_suite_expands_to_four_tasks_by_two_cores_by_five_seeds_with_ten_evaluations_each() -> None:

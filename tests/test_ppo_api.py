@@ -15,9 +15,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecNormalize
 
 from rlgru import RecurrentPPO
+from rlgru.algorithm.policies import POLICY_ALIASES
 from rlgru.cores import core_names, resolve_core
 from rlgru.cores.registry import core_label
-from rlgru.policies import POLICY_ALIASES
 from tests.helpers import ACTION_SPACES, OBSERVATION_SPACES, RandomEpisodeEnv
 
 SMALL = {"n_steps": 16, "batch_size": 32, "n_epochs": 2}

@@ -14,10 +14,10 @@ import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
-from rlgru import RecurrentPPO, fused_heads
+from rlgru import RecurrentPPO
 from rlgru.cores import core_names
-from rlgru.fused_update import FusedUpdate
-from rlgru.optim_step import GradientStep
+from rlgru.fast.optim_step import GradientStep
+from rlgru.fast.update import FusedUpdate
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
 
 
@@ -47,12 +47,12 @@ def collect(model: RecurrentPPO, n_rollouts: int) -> None:
 
 def assert_replay_matches_rollout(model: RecurrentPPO) -> None:
     """Both ways train() computes a minibatch: ``minibatch_losses`` and, where the policy allows it, the
-    autograd-free update (``rlgru.fused_update``)."""
+    autograd-free update (``rlgru.fast.update``)."""
     buffer = model.rollout_buffer
-    fused_update = FusedUpdate.for_policy(model.policy, GradientStep(model.policy, model.policy.optimizer).flat)
     policy = model.policy
-    covered = (policy.core in ("gru", "lstm") and policy.critic_core is not None
-               and fused_heads.fused_heads_supported(policy))
+    plan = model.fast_path_plan()
+    fused_update = FusedUpdate(policy, GradientStep(policy, policy.optimizer).flat) if plan.update.used else None
+    covered = policy.core in ("gru", "lstm") and policy.critic_core is not None and plan.heads.used
     assert (fused_update is not None) == covered, "the fused update covers separate GRU/LSTM kernel cores"
     n_checked = 0
     with th.no_grad():

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from rlgru import RecurrentPPO
 from rlgru.cli import main
-from rlgru.wrappers import needs_flattening
+from rlgru.env_plumbing.wrappers import needs_flattening
 from tests.fault_tools import write_config
 
 NESTED_SPACES: dict[str, spaces.Space] = {

@@ -8,8 +8,8 @@ import copy
 import pytest
 import torch as th
 
-from rlgru.flat_grads import FlatGradients
-from rlgru.optim_step import FusedAdamStep
+from rlgru.fast.flat_grads import FlatGradients
+from rlgru.fast.optim_step import FusedAdamStep
 
 
 def small_net() -> th.nn.Module:
@@ -150,7 +150,7 @@ def test_memory_diagnostics_are_computed_only_when_something_logs_them(tmp_path)
 
 
 def test_gradient_step_equals_the_textbook_sequence() -> None:
-    from rlgru.optim_step import GradientStep
+    from rlgru.fast.optim_step import GradientStep
 
     net, reference = small_net(), small_net()
     optimizer = th.optim.Adam(net.parameters(), lr=1e-2, eps=1e-5, fused=True)

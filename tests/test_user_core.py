@@ -1,6 +1,7 @@
 """A core defined outside rlgru trains without editing rlgru: by class, by registered name, and from a YAML config.
 
-The core is README's example (``examples/user_core.py``), loaded from its own directory, not from the package.
+The core is the docs' example (``examples/user_core.py``, shown in docs/cores.md), loaded from its own directory, not
+from the package.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.helpers import RandomEpisodeEnv
 from tests.test_recurrence_consistency import assert_replay_matches_rollout, collect
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-README = Path(__file__).resolve().parents[1] / "README.md"
+CORES_PAGE = Path(__file__).resolve().parents[1] / "docs" / "cores.md"
 
 
 @pytest.fixture()
@@ -42,10 +43,10 @@ def small_model(core: object, **policy_kwargs: object) -> RecurrentPPO:
                         policy_kwargs={"core": core, "hidden_size": 8, "net_arch": [8], **policy_kwargs})
 
 
-def test_readme_shows_the_example_core_verbatim() -> None:
+def test_docs_show_the_example_core_verbatim() -> None:
     code = (EXAMPLES / "user_core.py").read_text()
     body = code[code.index("class LeakyCore"):].strip()
-    assert body in README.read_text(), "README's example core must be examples/user_core.py's"
+    assert body in CORES_PAGE.read_text(), "docs/cores.md's example core must be examples/user_core.py's"
 
 
 @pytest.mark.parametrize("how", ["class", "path", "registered name"])

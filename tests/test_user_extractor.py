@@ -11,7 +11,7 @@ from rlgru import RecurrentPPO
 from rlgru.cli import main
 from rlgru.harness.config import validate_config
 from rlgru.harness.errors import HarnessError
-from rlgru.safe_load import UntrustedPickleError
+from rlgru.runtime.safe_load import UntrustedPickleError
 from tests.extractor_helpers import TinyExtractor
 from tests.fault_tools import FAULT_CONFIG, write_config
 

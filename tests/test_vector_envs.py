@@ -35,7 +35,7 @@ from envs.batched import BatchedEnv
 from envs.wrappers import FlickerObservation, NoisyObservation
 from rlgru import RecurrentPPO
 from rlgru.cli import main
-from rlgru.vec_env import BatchedVecEnv, make_batched_vec_env
+from rlgru.env_plumbing.vec_env import BatchedVecEnv, make_batched_vec_env
 from tests.test_envs_returns import memoryless_policy
 
 BATCHED = [spec for spec in envs.list_tasks() if spec.vector_entry_point is not None]

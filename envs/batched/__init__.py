@@ -1,7 +1,7 @@
 """Natively batched versions of the tasks: Gymnasium ``VectorEnv``s that step every env with array operations.
 
 ``gym.make_vec("rlgru/TMaze-Easy-v0", num_envs=64)`` builds one (the registry names them as each task's
-``vector_entry_point``); ``rlgru.vec_env.BatchedVecEnv`` lets SB3 and rlgru train on them.
+``vector_entry_point``); ``rlgru.env_plumbing.vec_env.BatchedVecEnv`` lets SB3 and rlgru train on them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlgru.bench.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
 from rlgru.bench.variants import base_core, is_equal_params, order_variants
-from rlgru.files import atomic_open
+from rlgru.runtime.files import atomic_open
 
 #: a core "holds" a length while its IQM normalised return stays at or above this share of the gap
 HOLD_THRESHOLD = 0.9

@@ -1,5 +1,6 @@
 """The POPGym side of the POPGym comparison: the paper's published GRU/LSTM numbers, its metric (MMER) computed over
-our runs, and the differences between the two setups (POPGym's wrappers run through ``rlgru.popgym_wrappers``).
+our runs, and the differences between the two setups (POPGym's wrappers run through
+``rlgru.env_plumbing.popgym_wrappers``).
 
 Source: Morad, Kortvelesy, Bettini, Liwicki, Prorok, "POPGym: Benchmarking Partially Observable Reinforcement
 Learning", ICLR 2023 (https://openreview.net/forum?id=chDrutUTs0K, arXiv:2303.01859); the experiments ran the code

@@ -23,14 +23,14 @@ import numpy as np
 from rlgru.bench import variants as variant_names
 from rlgru.bench.efficiency import efficiency_tables
 from rlgru.bench.horizon import horizon_scores, horizon_tables, plot_horizons, short_long_verdicts
-from rlgru.bench.html_page import render_page
 from rlgru.bench.published import published_section
 from rlgru.bench.results import IDENTITY_FIELDS, is_complete, missing_fields, read_result
 from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
 from rlgru.bench.suite import REFERENCE_CORE
 from rlgru.bench.tuned_report import TUNED, setting_of, tuned_section
 from rlgru.bench.variants import EQUAL_PARAMS_SUFFIX, is_equal_params, variant_of
-from rlgru.files import atomic_open, atomic_write_text
+from rlgru.harness.html_page import render_page
+from rlgru.runtime.files import atomic_open, atomic_write_text
 
 RUN_COLUMNS = [
     "task",

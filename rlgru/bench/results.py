@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlgru.files import atomic_write_text
+from rlgru.runtime.files import atomic_write_text
 
 RESULT_FILE = "result.json"
 #: what identifies a run in the report's tables

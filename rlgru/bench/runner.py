@@ -20,7 +20,6 @@ import torch
 
 from rlgru.bench.results import REQUIRED_FIELDS, write_result
 from rlgru.bench.suite import RunSpec
-from rlgru.files import atomic_write_text
 from rlgru.harness.agent import load_agent
 from rlgru.harness.config import config_to_dict, differing_keys, read_yaml_mapping
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
@@ -29,6 +28,7 @@ from rlgru.harness.run_dir import RunDir
 from rlgru.harness.run_lock import RunInUseError, claim_run
 from rlgru.harness.train import resume_or_start_over, train
 from rlgru.harness.training_time import recorded_timing
+from rlgru.runtime.files import atomic_write_text
 
 LOG_FILE = "train.log"
 #: rollout steps timed for the inference-latency figure (after as many warm-up steps)

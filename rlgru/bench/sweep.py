@@ -22,15 +22,15 @@ from typing import Any, Literal
 import torch
 
 from rlgru import __version__ as rlgru_version
-from rlgru.bench.lifeline import die_with_parent, terminate_as_interrupt
 from rlgru.bench.results import is_complete, read_result, write_result
 from rlgru.bench.runner import config_mismatch, execute, identity, run_dir_of
 from rlgru.bench.suite import RunSpec, expand, load_suite
 from rlgru.bench.tuned import tuned_params
-from rlgru.files import atomic_write_bytes, atomic_write_text
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.lifeline import die_with_parent, terminate_as_interrupt
 from rlgru.harness.machine import machine_description
 from rlgru.harness.run_lock import claim_run
+from rlgru.runtime.files import atomic_write_bytes, atomic_write_text
 
 Backend = Literal["local", "ray"]
 OnResult = Callable[[dict[str, Any]], None]

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from rlgru.bench.suite import SuiteConfig, SuiteTask, _run_config, run_label
-from rlgru.files import atomic_write_text
 from rlgru.harness.errors import HarnessError
+from rlgru.runtime.files import atomic_write_text
 from rlgru.tune.driver import TuneOptions, TuneOutcome, run_study
 from rlgru.tune.outputs import BEST_PARAMS_FILE
 

@@ -23,13 +23,13 @@ from typing import Any
 import torch
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-#: headers every kernel includes; their contents are part of each extension's name (see extension_name)
-HEADERS = tuple(sorted(CSRC.glob("*.h")))
+#: sources any kernel may include (the cells' headers and cell sources); part of each extension's name
+SHARED_SOURCES = tuple(sorted([*CSRC.glob("*.h"), *CSRC.glob("*.cpp")]))
 CFLAGS = ["-O3", "-ffp-contract=fast", "-Wno-psabi"]
 
 
 def extension_name(prefix: str, source: Path) -> str:
-    """``prefix`` + torch version + a digest of the source, the shared headers and the Python environment.
+    """``prefix`` + torch version + a digest of the source, the headers it may include and the Python environment.
 
     torch's extension cache keys on the source file and flags but neither on torch's version, whose ABI the
     build uses, nor on included headers; both go into the name so any change gets a fresh build. The environment
@@ -39,9 +39,14 @@ def extension_name(prefix: str, source: Path) -> str:
     """
     digest = hashlib.sha1(sys.prefix.encode())
     digest.update(str(source.resolve().parent).encode())
-    for path in (source, *HEADERS):
+    own_headers = sorted(source.resolve().parent.glob("*.h"))
+    for path in dict.fromkeys((source, *own_headers, *SHARED_SOURCES)):
         digest.update(path.read_bytes())
     return f"{prefix}_{re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)}_{digest.hexdigest()[:10]}"
+
+
+#: the one switch that turns every fast path off (also ``fast_paths=False`` on a model): rlgru.fast.plan
+NO_FAST_PATHS_ENV = "RLGRU_NO_FAST_PATHS"
 
 
 def env_flag(name: str) -> bool:
@@ -155,7 +160,17 @@ class CompiledKernel:
         return getattr(torch.ops, self.prefix)
 
     def disabled(self) -> bool:
-        return env_flag(self.disable_env)
+        """Whether its own opt-out variable, or the one that turns every fast path off, is set."""
+        return env_flag(self.disable_env) or env_flag(NO_FAST_PATHS_ENV)
+
+    def why_unavailable(self) -> str:
+        """Why ``available()`` is false, in a few words (for the fast-path plan); empty when it is not false."""
+        for variable in (NO_FAST_PATHS_ENV, self.disable_env):
+            if env_flag(variable):
+                return f"{variable}=1"
+        if self.load():
+            return ""
+        return f"the {self.what} could not be built ({self.state['error']})"
 
     def build_and_load(self, verbose: bool) -> None:
         """Compile the kernel (or reuse torch's on-disk cache) and register its operators; raises on failure."""

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from rlgru.runtime.safe_load import allow_user_subclasses_of
+
 Segment = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -22,7 +24,8 @@ class MemoryCore(nn.Module):
 
     - ``recur(x, state, keep)`` when it can zero the state of some envs in the middle of a sequence itself
       (``keep [T, B]`` is 0 where the state is zeroed *before* step ``t``, or ``None``). Training then replays whole
-      rollout lanes with their resets inside, and nothing is cut or padded.
+      rollout lanes with their resets inside, and nothing is cut or padded (unless ``resets_natively`` says that
+      resets are not free on the device: then the buffer cuts sequences at them, and ``recur`` still runs them).
     - ``run_segment(x, state)`` for a stretch with no reset inside; the base class splits sequences at resets and
       calls it once per stretch (and the rollout buffer cuts training sequences at resets for such cores).
 
@@ -33,6 +36,9 @@ class MemoryCore(nn.Module):
     #: the name used when ``register_core`` got none: how reports and policy classes (``Mlp<policy_name>Policy``)
     #: call this core
     policy_name: str = ""
+    #: whether the core may run a compiled kernel of its own; ``False`` keeps it to PyTorch (a model's
+    #: ``fast_paths=False`` sets it on the instance; the PyTorch code stays the definition either way)
+    compiled_kernels: bool = True
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__()
@@ -64,13 +70,21 @@ class MemoryCore(nn.Module):
         return layer_state
 
     def resets_natively(self, device: torch.device | str) -> bool:
-        """Whether ``recur`` takes sequences with resets inside on ``device`` (then training replays uncut lanes)."""
+        """Whether resets inside a sequence cost nothing on ``device`` (then training replays uncut lanes): by default
+        whenever the core implements ``recur``."""
         return type(self).recur is not MemoryCore.recur
 
     def engine(self, device: torch.device | str) -> str:
         """What runs the recurrence on ``device`` (for ``rlgru cores`` and reports): "PyTorch" unless a core
         brings its own kernel."""
         return "PyTorch"
+
+    def kernel_reasons(self, device: torch.device | str) -> list[str] | None:
+        """Why the core's compiled kernel does not run on ``device`` (empty: it does), or None when the core has none.
+
+        Read by the fast-path plan (``rlgru.fast.plan``), which reports it; the core itself decides per call.
+        """
+        return None
 
     # ------------------------------------------------------------------------------------------- recurrence
     def forward(
@@ -87,7 +101,7 @@ class MemoryCore(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[1], x.device, x.dtype)
         keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
-        if self.resets_natively(x.device):
+        if type(self).recur is not MemoryCore.recur:
             return self.recur(x, state, keep)
         return split_at_resets(self.run_segment, x, state, keep)
 
@@ -142,6 +156,9 @@ class MemoryCore(nn.Module):
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, n_layers={self.n_layers}"
+
+
+allow_user_subclasses_of(MemoryCore)  # a model may name a user's own core once its module is imported
 
 
 def split_at_resets(

@@ -47,6 +47,6 @@ KERNEL, DISABLE_ENV = GRU.kernel, GRU.kernel.disable_env  # set DISABLE_ENV to 1
 load_extension, available, release_cached_memory = KERNEL.load, KERNEL.available, KERNEL.release_cached_memory
 fused_gru_available, fused_gru_info, fused_ok, run_layers = available, KERNEL.info, GRU.fused_ok, GRU.run_layers
 run_pair = GRU.run_pair
-CELL = GRU  # the FusedCell itself (rlgru.fused_update calls its operators directly)
+CELL = GRU  # the FusedCell itself (rlgru.fast.update calls its operators directly)
 
 __all__ = ["GRU", "fused_gru_available", "fused_gru_info", "gru_layer", *CELL_EXPORTS]

@@ -46,6 +46,6 @@ KERNEL, DISABLE_ENV = LSTM.kernel, LSTM.kernel.disable_env  # set DISABLE_ENV to
 load_extension, available, release_cached_memory = KERNEL.load, KERNEL.available, KERNEL.release_cached_memory
 fused_lstm_available, fused_lstm_info, fused_ok, run_layers = available, KERNEL.info, LSTM.fused_ok, LSTM.run_layers
 run_pair = LSTM.run_pair
-CELL = LSTM  # the FusedCell itself (rlgru.fused_update calls its operators directly)
+CELL = LSTM  # the FusedCell itself (rlgru.fast.update calls its operators directly)
 
 __all__ = ["LSTM", "fused_lstm_available", "fused_lstm_info", "lstm_layer", *CELL_EXPORTS]

@@ -2,8 +2,9 @@
 
 The kernel modules (``fused_gru``, ``fused_lstm``) take the stacked layers' weights and a per-step ``keep`` mask,
 zeroing an env's state inside the time loop where an episode starts. With them a reset costs nothing, so training
-replays whole rollout lanes (``resets_natively``). Without them (no compiler, other devices or dtypes) the core runs
-its PyTorch module through ``run_segment``, split at resets.
+replays whole rollout lanes (``resets_natively``). Without them (no compiler, other devices or dtypes) the buffer
+cuts sequences at resets and the core runs its PyTorch module through ``run_segment``, split at resets; the GRU runs
+a PyTorch time loop of its own on CPU instead (``gru_fallback``: nn.GRU is slow there).
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ class KernelCore(TorchRNNWeights, MemoryCore):
         return getattr(self, self.rnn_attribute)
 
     def resets_natively(self, device: torch.device | str) -> bool:
-        return torch.device(device).type == "cpu" and self.kernel.available()
+        return not self.kernel_reasons(device)
+
+    def kernel_reasons(self, device: torch.device | str) -> list[str]:
+        if not self.compiled_kernels:
+            return ["fast paths turned off for this model"]
+        if torch.device(device).type != "cpu":
+            return [f"the kernel runs on CPU, not {torch.device(device).type}"]
+        return [] if self.kernel.available() else [self.kernel.KERNEL.why_unavailable()]
 
     def recur(
         self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
@@ -61,8 +69,19 @@ class KernelCore(TorchRNNWeights, MemoryCore):
         episode_starts: torch.Tensor | None = None,
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Both cores in one kernel call per layer when the kernel takes them (see ``MemoryCore.forward_beside``)."""
+        x = inputs[0]
+        if not (self.pairs_with(twin, inputs) and self.uses_kernel(x)):
+            return super().forward_beside(twin, inputs, states, episode_starts)
+        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
+        return self.kernel.run_pair(
+            inputs, states, (self.layers(), twin.layers()), keep, (self.dropout_rate, twin.dropout_rate)
+        )
+
+    def pairs_with(self, twin: MemoryCore, inputs: tuple[torch.Tensor, torch.Tensor]) -> bool:
+        """Whether ``twin`` and ``inputs`` (this core's, then the twin's) can run side by side with this core in one
+        call: a core of this class and sizes, inputs of one shape and dtype."""
         x, twin_x = inputs
-        if not (
+        return (
             type(twin) is type(self)
             and isinstance(twin, KernelCore)
             and (twin.hidden_size, twin.n_layers, twin.input_size) == (self.hidden_size, self.n_layers, self.input_size)
@@ -70,12 +89,6 @@ class KernelCore(TorchRNNWeights, MemoryCore):
             and x.dim() == 3
             and x.shape[-1] == self.input_size
             and x.dtype == twin_x.dtype
-            and self.uses_kernel(x)
-        ):
-            return super().forward_beside(twin, inputs, states, episode_starts)
-        keep = None if episode_starts is None else 1 - episode_starts.to(x.dtype)
-        return self.kernel.run_pair(
-            inputs, states, (self.layers(), twin.layers()), keep, (self.dropout_rate, twin.dropout_rate)
         )
 
     def engine(self, device: torch.device | str) -> str:
@@ -85,7 +98,7 @@ class KernelCore(TorchRNNWeights, MemoryCore):
 
     def uses_kernel(self, x: torch.Tensor) -> bool:
         """Whether inputs like ``x`` (device, dtype, shape) go through the kernel."""
-        return x.device.type == "cpu" and x.dtype in KERNEL_DTYPES and self.kernel.available()
+        return self.compiled_kernels and x.device.type == "cpu" and x.dtype in KERNEL_DTYPES and self.kernel.available()
 
 
 __all__ = ["KERNEL_DTYPES", "KernelCore"]

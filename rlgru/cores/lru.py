@@ -94,7 +94,10 @@ class LRUCore(MemoryCore):
         return 2 * self.hidden_size
 
     def engine(self, device: torch.device | str) -> str:
-        return scan.engine(device)
+        return scan.engine(device, self.compiled_kernels)
+
+    def kernel_reasons(self, device: torch.device | str) -> list[str] | None:
+        return scan.kernel_reasons(device, self.compiled_kernels)
 
     def recur(
         self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
@@ -103,7 +106,7 @@ class LRUCore(MemoryCore):
         n = self.hidden_size
         for index, layer in enumerate(self.layers):
             h0 = torch.complex(state[index, :, :n], state[index, :, n:])
-            u, h_last = layer(u, h0, keep)
+            u, h_last = layer(u, h0, keep, self.compiled_kernels)
             states.append(torch.cat([h_last.real, h_last.imag], dim=-1))
             u = dropout_between_layers(u, self.dropout if self.training else 0.0, last=index == self.n_layers - 1)
         return u, torch.stack(states)
@@ -152,7 +155,7 @@ class _LRULayer(nn.Module):
         return torch.polar(self.modulus(), self.theta_log.clamp_max(PHASE_LOG_MAX).exp())
 
     def forward(
-        self, u: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor | None
+        self, u: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor | None, use_kernel: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         lam = self.eigenvalues().to(h0.dtype)
         # gamma scales B's rows (each complex channel's re and im row), cheaper than scaling every step's B u
@@ -163,7 +166,7 @@ class _LRULayer(nn.Module):
             h = torch.addcmul(b[0], lam, carried).unsqueeze(0)
         else:
             a = lam if keep is None else lam * keep.unsqueeze(-1)
-            h = linear_scan(a, b, h0)
+            h = linear_scan(a, b, h0, use_kernel)
         y = torch.addcmul(self.output_map(torch.view_as_real(h).flatten(-2)), self.skip, u)
         return F.gelu(y), h[-1]
 

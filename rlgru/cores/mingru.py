@@ -47,7 +47,10 @@ class MinGRUCore(MemoryCore):
                 layer.bias[: self.hidden_size].fill_(-2.0)
 
     def engine(self, device: torch.device | str) -> str:
-        return scan.engine(device)
+        return scan.engine(device, self.compiled_kernels)
+
+    def kernel_reasons(self, device: torch.device | str) -> list[str] | None:
+        return scan.kernel_reasons(device, self.compiled_kernels)
 
     def recur(
         self, x: torch.Tensor, state: torch.Tensor, keep: torch.Tensor | None
@@ -70,7 +73,7 @@ class MinGRUCore(MemoryCore):
                 h = torch.lerp(h0, candidate[0], z[0]).unsqueeze(0)
             else:
                 carry = 1 - z if keep is None else (1 - z) * keep.unsqueeze(-1)
-                h = linear_scan(carry, z * candidate, h0)
+                h = linear_scan(carry, z * candidate, h0, self.compiled_kernels)
             states.append(h[-1])
             gates.append(z)
             rate = self.dropout if self.training else 0.0

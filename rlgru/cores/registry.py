@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError, create_model
 
 from rlgru.cores.base import MemoryCore
-from rlgru.object_paths import import_object
+from rlgru.runtime.object_paths import import_object
 
 #: name -> "module:Class", imported on first use; the order is the order of tables and plots
 BUILTIN_CORES: dict[str, str] = {

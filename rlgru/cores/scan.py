@@ -43,31 +43,33 @@ CHUNKED_MIN_STEPS = 64
 CHUNKED_MAX_WIDTH = 512
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, use_kernel: bool = True) -> torch.Tensor:
     """``h [T, B, N]`` with ``h_t = a_t * h_{t-1} + b_t`` and ``h_{-1} = h0 [B, N]``.
 
     ``a`` broadcasts to ``b``'s shape (an expanded, time-constant ``a`` costs no memory); real or complex.
+    ``use_kernel=False`` keeps to PyTorch even where the compiled kernel would run (a core's ``compiled_kernels``).
     """
     a = a.expand_as(b)
-    return LinearScan.apply(a, b, h0)
+    return LinearScan.apply(a, b, h0, use_kernel)
 
 
 class LinearScan(torch.autograd.Function):
     """Forward: the scan; backward: the reverse scan (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-        h = scan(a, b, h0)
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, use_kernel: bool) -> torch.Tensor:
+        h = scan(a, b, h0, use_kernel)
         ctx.save_for_backward(a, h0, h)
+        ctx.use_kernel = use_kernel
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         a, h0, h = ctx.saved_tensors
-        need_a, need_b, need_h0 = ctx.needs_input_grad
-        if uses_kernel(grad_h):
+        need_a, need_b, need_h0, _ = ctx.needs_input_grad
+        if ctx.use_kernel and uses_kernel(grad_h):
             g, grad_a, grad_h0 = KERNEL.ops.backward(a, grad_h, h, h0, need_a, need_h0)
-            return (grad_a if need_a else None), (g if need_b else None), (grad_h0 if need_h0 else None)
+            return (grad_a if need_a else None), (g if need_b else None), (grad_h0 if need_h0 else None), None
         a_conj = a.conj().resolve_conj()  # once here, not once per step inside the reverse scan
         g = reverse_scan(a_conj, grad_h)
         grad_a = grad_h0 = None
@@ -77,7 +79,7 @@ class LinearScan(torch.autograd.Function):
             torch.mul(g[1:], h[:-1].conj(), out=grad_a[1:])
         if ctx.needs_input_grad[2]:
             grad_h0 = a_conj[0] * g[0]
-        return grad_a, g if ctx.needs_input_grad[1] else None, grad_h0
+        return grad_a, g if ctx.needs_input_grad[1] else None, grad_h0, None
 
 
 def uses_kernel(b: torch.Tensor) -> bool:
@@ -85,15 +87,24 @@ def uses_kernel(b: torch.Tensor) -> bool:
     return b.device.type == "cpu" and KERNEL.available()
 
 
-def engine(device: torch.device | str) -> str:
+def engine(device: torch.device | str, use_kernel: bool = True) -> str:
     """What runs scans on ``device``, for ``MemoryCore.engine``."""
     on_cpu = torch.device(device).type == "cpu"
-    return "linear-scan C++ kernel" if on_cpu and KERNEL.available() else "parallel scan (PyTorch)"
+    return "linear-scan C++ kernel" if use_kernel and on_cpu and KERNEL.available() else "parallel scan (PyTorch)"
 
 
-def scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+def kernel_reasons(device: torch.device | str, use_kernel: bool = True) -> list[str]:
+    """Why scans on ``device`` do not run in the compiled kernel (empty: they do), for ``MemoryCore.kernel_reasons``."""
+    if not use_kernel:
+        return ["fast paths turned off for this model"]
+    if torch.device(device).type != "cpu":
+        return [f"the kernel runs on CPU, not {torch.device(device).type}"]
+    return [] if KERNEL.available() else [KERNEL.why_unavailable()]
+
+
+def scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, use_kernel: bool = True) -> torch.Tensor:
     """The scan without autograd: ``h_t = a_t * h_{t-1} + b_t`` from ``h_{-1} = h0``."""
-    if uses_kernel(b):
+    if use_kernel and uses_kernel(b):
         return KERNEL.ops.forward(a, b, h0)
     if _sequential_is_faster(b):
         out, h = torch.empty_like(b), h0
@@ -160,6 +171,7 @@ __all__ = [
     "KERNEL",
     "LinearScan",
     "engine",
+    "kernel_reasons",
     "linear_scan",
     "reverse_scan",
     "scan",

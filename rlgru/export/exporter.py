@@ -13,13 +13,13 @@ from typing import Any
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
+from rlgru.algorithm.policies import RecurrentActorCriticPolicy
 from rlgru.export.errors import ExportError
 from rlgru.export.graph import ExportedPolicy
 from rlgru.export.metadata import build_metadata, dumps
 from rlgru.export.observations import ObservationPipeline
 from rlgru.export.onnx_writer import DEFAULT_OPSET, write_onnx
 from rlgru.export.torchscript_writer import write_torchscript
-from rlgru.policies import RecurrentActorCriticPolicy
 
 #: format -> file suffix
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -13,11 +13,11 @@ import warnings
 import torch
 from torch import nn
 
+from rlgru.algorithm.policies import RecurrentActorCriticPolicy
 from rlgru.export.actions import ActionHead
 from rlgru.export.core_steps import core_step
 from rlgru.export.errors import ExportError
 from rlgru.export.observations import ObservationPipeline
-from rlgru.policies import RecurrentActorCriticPolicy
 
 #: operator namespaces a traced graph may use: anything else (``rlgru_fused_gru::forward``) needs a library the
 #: deployed file would not have

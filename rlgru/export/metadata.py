@@ -16,9 +16,9 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 
+from rlgru.algorithm.policies import RecurrentActorCriticPolicy
 from rlgru.export.graph import ExportedPolicy
 from rlgru.export.observations import PLAIN, Standardize
-from rlgru.policies import RecurrentActorCriticPolicy
 
 #: the ONNX metadata key and the TorchScript extra file that hold the JSON
 METADATA_KEY = "rlgru"

@@ -14,9 +14,9 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from rlgru.algorithm.policies import RecurrentActorCriticPolicy
 from rlgru.export.observations import baked_wrappers
 from rlgru.export.runtime import ExportedRunner
-from rlgru.policies import RecurrentActorCriticPolicy
 
 #: largest absolute difference accepted in states, values and Box actions (float32 round-off, not a bug)
 TOLERANCE = 1e-5

@@ -1,8 +1,8 @@
 """The experiment harness behind the ``rlgru`` command: configs, envs, training runs, evaluation, memory probes.
 
 Data flows one way: ``config`` -> ``env_factory`` -> ``agent`` -> ``train`` (a run directory) -> ``evaluate`` /
-``memory_probe`` -> ``plots``. The algorithm (``rlgru.ppo``) never imports the harness. Names here are imported on
-first use, so the ``rlgru`` command starts without torch.
+``memory_probe`` -> ``plots``. The algorithm (``rlgru.algorithm.ppo``) never imports the harness. Names here are
+imported on first use, so the ``rlgru`` command starts without torch.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from rlgru import RecurrentPPO
-from rlgru.extractor_choice import ExtractorChoice, choose_extractor, validate_extractor_settings
+from rlgru.algorithm.extractor_choice import ExtractorChoice, choose_extractor, validate_extractor_settings
 from rlgru.harness.config import LINEAR_PREFIX, NetArchConfig, PolicyConfig, RunConfig
 from rlgru.harness.errors import HarnessError, UntrustedFileError
-from rlgru.safe_load import UntrustedPickleError, load_algorithm
+from rlgru.runtime.safe_load import UntrustedPickleError, load_algorithm
 
 ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -115,7 +115,8 @@ def build_agent(config: RunConfig, env: VecEnv, tensorboard_log: Path | None, wh
     else:
         agent_class = RecurrentPPO
         kwargs = policy_kwargs(config.policy, choice)
-        extra = {"hidden_reset": config.policy.hidden_reset, "max_seq_len": algorithm.max_seq_len}
+        extra = {"hidden_reset": config.policy.hidden_reset, "max_seq_len": algorithm.max_seq_len,
+                 "fast_paths": algorithm.fast_paths}
     try:
         return agent_class(
             f"{choice.policy_prefix}{core_label}Policy",
@@ -168,7 +169,7 @@ def load_agent(
 ) -> RecurrentPPO:
     """An agent saved by ``model.save``; a missing, unreadable or untrusted file is a ``HarnessError`` naming it.
 
-    Pickled attributes are built by ``rlgru.safe_load`` unless ``trust_pickle``: a crafted zip cannot run code.
+    Pickled attributes are built by ``rlgru.runtime.safe_load`` unless ``trust_pickle``: a crafted zip cannot run code.
     """
     path = Path(path)
     if not path.is_file():

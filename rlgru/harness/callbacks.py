@@ -3,7 +3,7 @@
 SB3's ``CheckpointCallback`` saves inside a rollout, when the weights lag the step counter by up to one
 rollout; resuming from such a file would skip the unfinished rollout's update. Saving right after an update
 (at the next rollout's start) makes a checkpoint a faithful "state after N timesteps". Every file is written
-atomically (``rlgru.files``), statistics before the model, so a checkpoint that exists is whole and has its
+atomically (``rlgru.runtime.files``), statistics before the model, so a checkpoint that exists is whole and has its
 statistics beside it. The evaluation callback runs before the checkpoint callback at the same step, so a checkpoint
 at step N comes after everything logged at N.
 """
@@ -18,10 +18,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from rlgru.files import atomic_pickle, atomic_save
 from rlgru.harness.env_factory import copy_normalization
 from rlgru.harness.evaluate import run_episodes
 from rlgru.harness.run_logs import append_row
+from rlgru.runtime.files import atomic_pickle, atomic_save
 
 
 class UpdateCheckpointCallback(CheckpointCallback):

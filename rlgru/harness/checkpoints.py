@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlgru.harness.run_dir import Checkpoint, RunDir
-from rlgru.safe_load import UntrustedPickleError, restricted_loads
+from rlgru.runtime.safe_load import UntrustedPickleError, restricted_loads
 
 #: members every SB3 model zip has
 MODEL_MEMBERS = ("data", "policy.pth")

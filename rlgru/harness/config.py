@@ -25,12 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from rlgru.algorithm.extractor_choice import AUTO, resolve_extractor, validate_extractor_settings
 from rlgru.cores.registry import resolve_core, validate_core_settings
-from rlgru.extractor_choice import AUTO, resolve_extractor, validate_extractor_settings
-from rlgru.files import atomic_write_text
 from rlgru.harness.config_base import StrictModel
 from rlgru.harness.errors import HarnessError
 from rlgru.harness.tune_space import TuneConfig, set_path
+from rlgru.runtime.files import atomic_write_text
 
 LINEAR_PREFIX = "lin_"
 
@@ -136,6 +136,10 @@ class AlgorithmConfig(StrictModel):
     max_seq_len: PositiveInt | None = Field(
         default=None, description="truncated-BPTT length; None: min(n_steps, batch_size)"
     )
+    fast_paths: bool = Field(
+        default=True,
+        description="false: the definition only (autograd, PyTorch cores), as RLGRU_NO_FAST_PATHS=1 does for a process",
+    )
 
 
 class NetArchConfig(StrictModel):
@@ -202,7 +206,8 @@ class PolicyConfig(StrictModel):
 
 
 class GuardConfig(StrictModel):
-    """When a run counts as diverged and stops (exit 3, its last good checkpoint kept): see ``rlgru.divergence``."""
+    """When a run counts as diverged and stops (exit 3, its last good checkpoint kept): see
+    ``rlgru.runtime.divergence``."""
 
     finite: bool = Field(default=True, description="stop on a non-finite reward, observation, loss or weight")
     max_weight_growth: Annotated[float, Field(gt=1)] | None = Field(

@@ -20,17 +20,17 @@ import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize, unwrap_vec_normalize
 
+from rlgru.env_plumbing.vec_env import make_batched_vec_env
+from rlgru.env_plumbing.wrapper_lookup import resolve_wrapper
+from rlgru.env_plumbing.wrappers import wrap_tuple_observations
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.errors import HarnessError, UntrustedFileError
 from rlgru.harness.suites import suite_of
-from rlgru.safe_load import UntrustedPickleError, load_vecnormalize
-from rlgru.vec_env import make_batched_vec_env
-from rlgru.wrappers import wrap_tuple_observations
+from rlgru.runtime.safe_load import UntrustedPickleError, load_vecnormalize
 
 #: offset between the training envs' seeds and the evaluation envs', so evaluation sees unseen episodes
 EVAL_SEED_OFFSET = 10_000
 #: modules whose classes may be named without ``module:`` in ``env.wrappers``
-WRAPPER_MODULES = ("envs.wrappers", "gymnasium.wrappers")
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,6 @@ class EnvSpec:
         for name, wrapper_kwargs in self.wrappers:
             env = resolve_wrapper(name)(env, **wrapper_kwargs)
         return wrap_tuple_observations(env)
-
-
-def _import_attribute(target: str) -> Any:
-    module_name, _, attribute = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attribute)
 
 
 def _entry_point(env_id: str) -> Callable[..., gym.Env] | None:
@@ -119,21 +113,6 @@ def check_env_id(env_id: str, where: str = "env.id") -> None:
         "or a module:Class entry point",
         where=where,
     )
-
-
-def resolve_wrapper(name: str) -> Callable[..., gym.Env]:
-    """``module:Class``, or a class name from ``envs.wrappers`` / ``gymnasium.wrappers``."""
-    if ":" in name:
-        return _import_attribute(name)
-    for module_name in WRAPPER_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        wrapper = getattr(module, name, None)
-        if isinstance(wrapper, type) and issubclass(wrapper, gym.Wrapper):
-            return wrapper
-    raise LookupError(f"unknown wrapper {name!r}; use a class of {' or '.join(WRAPPER_MODULES)} or module:Class")
 
 
 def check_env_spec(spec: EnvSpec, where: str = "env") -> gym.Space:
@@ -243,7 +222,8 @@ def copy_normalization(source: VecNormalize, target: VecEnv) -> None:
 
 
 def load_normalization(venv: VecEnv, path: Path, *, training: bool, trust_pickle: bool = False) -> VecNormalize:
-    """Saved ``VecNormalize`` statistics around a fresh vec env (built by ``rlgru.safe_load`` unless trusted)."""
+    """Saved ``VecNormalize`` statistics around a fresh vec env (built by ``rlgru.runtime.safe_load`` unless
+    trusted)."""
     try:
         normalized = load_vecnormalize(path, venv, trust_pickle=trust_pickle)
     except UntrustedPickleError as error:

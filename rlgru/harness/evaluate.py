@@ -2,8 +2,8 @@
 
 SB3's ``evaluate_policy`` zeroes the state at every episode start, which is wrong for ``hidden_reset="trial"``
 (meta-RL keeps memory across the episodes of a trial) and ``"never"``. Here the state is zeroed by the same rule
-the algorithm uses (``rlgru.hidden_reset.hidden_resets_after_step``), and optionally every ``k`` steps as well,
-which is how the memory probe takes memory away.
+the algorithm uses (``rlgru.algorithm.hidden_reset.hidden_resets_after_step``), and optionally every ``k`` steps as
+well, which is how the memory probe takes memory away.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
-from rlgru.files import atomic_write_text
-from rlgru.hidden_reset import hidden_resets_after_step
+from rlgru.algorithm.hidden_reset import hidden_resets_after_step
+from rlgru.runtime.files import atomic_write_text
 
 #: called after every step with (the state after it, [n_layers, n_envs, state_size]; rewards; dones)
 StepObserver = Callable[[np.ndarray, np.ndarray, np.ndarray], None]

@@ -12,6 +12,7 @@
         evaluations.csv         periodic evaluations (timesteps, mean, std), when evaluation.freq > 0
         training_time.csv       seconds spent training and evaluating up to each checkpoint, summed over resumes
         eval.json               final deterministic evaluation
+        fast_paths.json         which fast paths the training took, and why not the others (rlgru.fast.plan)
         memory_probe/           written by `rlgru eval --memory-probe`
 """
 
@@ -61,6 +62,10 @@ class RunDir:
     @property
     def eval_json(self) -> Path:
         return self.path / "eval.json"
+
+    @property
+    def fast_paths_json(self) -> Path:
+        return self.path / "fast_paths.json"
 
     @property
     def evaluations_csv(self) -> Path:

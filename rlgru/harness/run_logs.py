@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stable_baselines3.common.logger import HumanOutputFormat, KVWriter, Logger, TensorBoardOutputFormat
 
-from rlgru.files import atomic_write_text
+from rlgru.runtime.files import atomic_write_text
 
 STEP_COLUMN = "timesteps"
 

@@ -79,7 +79,7 @@ SUITES: tuple[Suite, ...] = (
         configs="configs/memory_gym/",
         summary="grid versions of Mortar Mayhem (remember a sequence of commands shown one by one, then carry it "
         "out) and Mystery Path (find and remember an invisible path); 84x84 RGB images; difficulty knobs are reset "
-        "options (env.wrappers: rlgru.suite_wrappers:ResetOptions)",
+        "options (env.wrappers: rlgru.env_plumbing.suite_wrappers:ResetOptions)",
         environment=_PYGAME_QUIET,
     ),
 )

@@ -7,6 +7,7 @@ checkpoint and continues the step counter and the same TensorBoard event directo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -20,8 +21,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
-from rlgru.divergence import DivergenceError, DivergenceGuard, VecCheckFinite
-from rlgru.files import remove_stale_temporaries
 from rlgru.harness.agent import build_agent, load_agent
 from rlgru.harness.callbacks import PeriodicEvalCallback, UpdateCheckpointCallback, save_checkpoint, save_model
 from rlgru.harness.checkpoints import Skipped, model_file_problem, readable_checkpoints, saved_timesteps
@@ -48,9 +47,12 @@ from rlgru.harness.run_dir import CHECKPOINT_PREFIX, TB_LOG_NAME, RunDir
 from rlgru.harness.run_lock import LOCK_FILE, claim_run
 from rlgru.harness.run_logs import tensorboard_logger, truncate_rows
 from rlgru.harness.training_time import TrainingClock
+from rlgru.runtime.divergence import DivergenceError, DivergenceGuard, VecCheckFinite
+from rlgru.runtime.files import atomic_write_text, remove_stale_temporaries
 
 #: keys a resumed run may change: extending the budget is the point of resuming a finished run
-RESUMABLE_CHANGES = ("training.total_timesteps",)
+#: what a resumed run may change: a longer budget, and whether fast paths run (the same training either way)
+RESUMABLE_CHANGES = ("training.total_timesteps", "algorithm.fast_paths")
 
 Report = Callable[[str], None]
 #: called with (timesteps, mean return) after each periodic evaluation; may raise to stop the run
@@ -186,6 +188,7 @@ def _train(
     bar: TrainingProgressBar | None = None
     if remaining > 0:
         _describe_start(config, model, remaining, report)
+        _record_fast_paths(model, run, report)
         callbacks = _callbacks(config, run, model, clock, on_evaluation)
         clock.start()
         if progress:
@@ -309,6 +312,7 @@ def _load_state(
         trust_pickle=trust_pickle,
         tensorboard_log=str(run.tensorboard),
         verbose=config.training.verbose,
+        **({} if config.algorithm.implementation == "sb3-contrib" else {"fast_paths": config.algorithm.fast_paths}),
     )
 
 
@@ -394,6 +398,16 @@ def describe_result(result: EvalResult, reference: dict | None) -> str:
             f"memoryless ceiling {approx}{reference['memoryless_return']:.4g})"
         )
     return text
+
+
+def _record_fast_paths(model: RecurrentPPO, run: RunDir, report: Report) -> None:
+    """The fast-path plan, in one line of the log and in ``fast_paths.json`` (rlgru's implementation only)."""
+    plan_of = getattr(model, "fast_path_plan", None)
+    if plan_of is None:
+        return
+    plan = plan_of()
+    report(plan.summary())
+    atomic_write_text(run.fast_paths_json, json.dumps(plan.to_dict(), indent=2) + "\n")
 
 
 def _describe_start(config: RunConfig, model: RecurrentPPO, remaining: int, report: Report) -> None:

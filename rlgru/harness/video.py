@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-from rlgru.files import TEMPORARY_MARK, atomic_open
+from rlgru.algorithm.hidden_reset import hidden_resets_after_step
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.env_factory import EnvSpec
 from rlgru.harness.errors import HarnessError
-from rlgru.hidden_reset import hidden_resets_after_step
+from rlgru.runtime.files import TEMPORARY_MARK, atomic_open
 
 VIDEO_INSTALL = "pip install 'rlgru[video]'"
 #: suffix -> the modules that write it

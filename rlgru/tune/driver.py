@@ -20,13 +20,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from rlgru.bench.lifeline import terminate_as_interrupt
-from rlgru.files import atomic_write_text
 from rlgru.harness.config import config_to_dict, differing_keys, dump_config, load_config
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.lifeline import terminate_as_interrupt
 from rlgru.harness.machine import machine_description
 from rlgru.harness.run_lock import claim_run
 from rlgru.harness.tune_space import TuneConfig
+from rlgru.runtime.files import atomic_write_text
 from rlgru.tune.launchers import Finished, Launcher, make_launcher
 from rlgru.tune.outputs import write_outputs
 from rlgru.tune.search import grid_size, make_pruner, make_sampler, suggest

@@ -2,7 +2,7 @@
 way: which trials ended, with their result, or with no result and why (the worker died).
 
 Local workers are spawned once and run one trial after another (a fresh process costs seconds of imports and
-kernel loading); each dies with the driver (``rlgru.bench.lifeline``), and one that dies is replaced. A Ray task
+kernel loading); each dies with the driver (``rlgru.harness.lifeline``), and one that dies is replaced. A Ray task
 whose node is lost is rerun by Ray (``RAY_MAX_RETRIES``) and resumes its trial's runs from their checkpoints where
 the file system is shared.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from rlgru.bench.lifeline import die_with_parent
 from rlgru.harness.errors import HarnessError
+from rlgru.harness.lifeline import die_with_parent
 from rlgru.tune.trial_run import TrialSpec, execute_trial
 
 #: seconds the driver waits for a worker at a time before it looks at the clock (--timeout) again

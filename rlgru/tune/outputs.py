@@ -22,10 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from optuna.trial import FrozenTrial, TrialState
 
-from rlgru.bench.html_page import render_page
-from rlgru.files import atomic_write_text
 from rlgru.harness.config import validate_config
+from rlgru.harness.html_page import render_page
 from rlgru.harness.tune_space import ParameterRange
+from rlgru.runtime.files import atomic_write_text
 from rlgru.tune.trial_config import apply_params
 
 #: the best trial's parameters as config values, beside its number, objective and the trials counted so far

@@ -18,10 +18,10 @@ from typing import Any
 import optuna
 import torch
 
-from rlgru.files import atomic_write_text
 from rlgru.harness.run_dir import RunDir
 from rlgru.harness.run_lock import RunInUseError, claim_run
 from rlgru.harness.train import resume_or_start_over, train
+from rlgru.runtime.files import atomic_write_text
 from rlgru.tune.search import make_pruner
 from rlgru.tune.storage import open_storage, quiet_optuna
 from rlgru.tune.trial_config import score, trial_run_config, trial_run_dir

@@ -2,7 +2,7 @@
 // c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t)).
 //
 // Why: nn.LSTM on CPU is oneDNN's fused kernel, but it cannot zero the state of some envs in the middle of a
-// sequence, so recurrent PPO has to cut training sequences at every episode start and pad them (early in
+// sequence, so a recurrent learner has to cut training sequences at every episode start and pad them (early in
 // training half the padded grid is padding). This kernel takes a per-step row mask keep[t, b] (0 zeroes h and c
 // before step t) inside its time loop, so whole rollout lanes train in one pass. Design as fused_gru.cpp, with
 // these differences:

@@ -43,7 +43,6 @@
 #include <vector>
 
 #include "pair_threads.h"
-#include "ppo_heads.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RLGRU_NO_SIMD)
 #define RLGRU_X86_SIMD 1

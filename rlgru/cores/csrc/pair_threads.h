@@ -1,8 +1,9 @@
-// Two independent pieces of work, on two cores where the machine has a second one free: the actor's and the
-// critic's side of a PPO minibatch (their recurrent cores in kernel_host.h, their heads and losses in
-// fused_heads.cpp). Serial inside, independent of each other: the one place at RL sizes where a second core pays.
+// Two independent pieces of work, on two cores where the machine has a second one free: two cores' recurrences
+// over the same batch (forward_pair/backward_pair in kernel_host.h), or two whole sides of a training step built on
+// them by code that includes this header. Serial inside, independent of each other: the one place at RL sizes where
+// a second core pays.
 //
-// Not through intra-op threads: with torch's OpenMP pool at two threads every small op of a PPO update forks and
+// Not through intra-op threads: with torch's OpenMP pool at two threads every small op of a training step forks and
 // joins (slower overall, and much slower when the machine is busy, as OpenMP spins waiting for a preempted
 // thread). Instead the second piece is offered to ATen's inter-op pool (at::launch, which carries autograd and
 // dispatch state over) and whichever thread is free takes it: if the worker has not started it by the time the

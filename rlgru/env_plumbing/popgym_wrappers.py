@@ -1,9 +1,9 @@
 """POPGym's own observation wrappers (previous action, first-step flag) under rlgru's env factory.
 
 POPGym's baselines wrap every env in ``Antialias(PreviousAction(env))``; to train with the same observations, list
-``rlgru.popgym_wrappers:POPGymWrappers`` in a config's ``env.wrappers``. POPGym's wrappers insist on wrapping a
-``POPGymEnv`` itself, but the factory hands wrappers the env inside a ``Monitor`` (and ``gym.make``'s checkers), so a
-thin view that passes for a POPGymEnv sits in between. popgym is imported only when a wrapper is built.
+``rlgru.env_plumbing.popgym_wrappers:POPGymWrappers`` in a config's ``env.wrappers``. POPGym's wrappers insist on
+wrapping a ``POPGymEnv`` itself, but the factory hands wrappers the env inside a ``Monitor`` (and ``gym.make``'s
+checkers), so a thin view that passes for a POPGymEnv sits in between. popgym is imported only when a wrapper is built.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlgru.harness.env_factory import resolve_wrapper
+from rlgru.env_plumbing.wrapper_lookup import resolve_wrapper
 
 #: the wrappers POPGym's baselines put on every env (``popgym/baselines/ppo.py``: ``Antialias(PreviousAction(env))``)
 PAPER_WRAPPERS: tuple[str, ...] = ("popgym.wrappers:PreviousAction", "popgym.wrappers:Antialias")
@@ -21,7 +21,7 @@ PAPER_WRAPPERS: tuple[str, ...] = ("popgym.wrappers:PreviousAction", "popgym.wra
 
 class POPGymWrappers(gym.Wrapper):
     """POPGym's own wrappers (by default the paper's: previous action, then the is-first-step flag) under rlgru's
-    env factory, for ``env.wrappers``: ``{rlgru.popgym_wrappers:POPGymWrappers: {wrappers: [...]}}``.
+    env factory, for ``env.wrappers``: ``{rlgru.env_plumbing.popgym_wrappers:POPGymWrappers: {wrappers: [...]}}``.
 
     POPGym's wrappers insist on wrapping a ``POPGymEnv`` itself, but the factory hands wrappers the env inside a
     ``Monitor`` (and ``gym.make``'s checkers); a thin view that passes for a POPGymEnv sits in between.

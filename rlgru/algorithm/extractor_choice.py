@@ -18,14 +18,14 @@ from pydantic import ConfigDict, ValidationError, create_model
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from rlgru.extractors import NATURE_CNN_MIN_SIDE, image_layout, resolved_encoding
-from rlgru.object_paths import import_object
+from rlgru.algorithm.extractors import NATURE_CNN_MIN_SIDE, image_layout, resolved_encoding
+from rlgru.runtime.object_paths import import_object
 
 #: built-in name -> "module:Class"
 BUILTIN_EXTRACTORS: dict[str, str] = {
     "mlp": "stable_baselines3.common.torch_layers:FlattenExtractor",
     "cnn": "stable_baselines3.common.torch_layers:NatureCNN",
-    "grid_cnn": "rlgru.extractors:GridCNN",
+    "grid_cnn": "rlgru.algorithm.extractors:GridCNN",
     "multi_input": "stable_baselines3.common.torch_layers:CombinedExtractor",
 }
 AUTO = "auto"
@@ -58,8 +58,8 @@ class ExtractorChoice:
         return self.name in ("mlp", "cnn", "multi_input")
 
     def describe(self, kwargs: dict[str, Any] | None = None) -> str:
-        """One line: ``features extractor: GridCNN (rlgru.extractors; encoding embedding); policy.extractor auto:
-        a 7x7 image, ...``."""
+        """One line: ``features extractor: GridCNN (rlgru.algorithm.extractors; encoding embedding);
+        policy.extractor auto: a 7x7 image, ...``."""
         settings = dict(kwargs or {})
         if self.name == "grid_cnn" and settings.get("encoding", "auto") == "auto":
             settings["encoding"] = self.encoding

@@ -1,5 +1,5 @@
 """One gradient step of an update (zero, backward, clip, optimizer step) with the bookkeeping shortcuts of
-``rlgru.flat_grads`` and a direct fused-Adam call where they apply.
+``rlgru.fast.flat_grads`` and a direct fused-Adam call where they apply.
 
 Why: on CPU the fused Adam kernel updates a policy's dozen or two tensors in tens of microseconds, while
 ``Optimizer.step`` spends several times that in Python (grouping tensors by device, reading state dicts, hooks,
@@ -15,7 +15,31 @@ from typing import Any
 
 import torch as th
 
-from rlgru.flat_grads import FlatGradients
+from rlgru.fast.flat_grads import FlatGradients
+
+
+def optimizer_reasons(optimizer: th.optim.Optimizer) -> list[str]:
+    """Why ``optimizer``'s step cannot call its fused kernel directly (empty: it can)."""
+    if type(optimizer) not in (th.optim.Adam, th.optim.AdamW):
+        return [f"the optimizer is {type(optimizer).__name__} (the direct call covers Adam and AdamW)"]
+    if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:  # hooks must still run
+        return ["the optimizer has step hooks"]
+    plain = all(
+        g.get("fused")
+        and not g.get("amsgrad")
+        and not g.get("maximize")
+        and not g.get("capturable")
+        and not g.get("differentiable")
+        and not isinstance(g["lr"], th.Tensor)
+        for g in optimizer.param_groups
+    )
+    return [] if plain else ["a parameter group is not fused=True, or uses amsgrad/maximize/capturable/a tensor lr"]
+
+
+def flat_gradient_reasons(module: th.nn.Module) -> list[str]:
+    """Why ``module``'s gradients cannot live in one flat buffer (empty: they can)."""
+    problem = FlatGradients.unsupported_reason(module.parameters())
+    return [problem] if problem else []
 
 
 class FusedAdamStep:
@@ -62,20 +86,7 @@ class FusedAdamStep:
         return type(self.optimizer) is th.optim.AdamW
 
     def _eligible(self) -> bool:
-        opt = self.optimizer
-        if type(opt) not in (th.optim.Adam, th.optim.AdamW):
-            return False
-        if opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:  # hooks must still run
-            return False
-        return all(
-            g.get("fused")
-            and not g.get("amsgrad")
-            and not g.get("maximize")
-            and not g.get("capturable")
-            and not g.get("differentiable")
-            and not isinstance(g["lr"], th.Tensor)
-            for g in opt.param_groups
-        )
+        return not optimizer_reasons(self.optimizer)
 
     def _gather(self) -> None:
         """Collect the tensor lists, if every parameter has a gradient and Adam state on the CPU."""
@@ -144,20 +155,23 @@ class GradientStep:
     buffer where the parameters allow it.
     """
 
-    def __init__(self, module: th.nn.Module, optimizer: th.optim.Optimizer) -> None:
-        self.module, self.optimizer = module, optimizer
+    def __init__(self, module: th.nn.Module, optimizer: th.optim.Optimizer, fast: bool = True) -> None:
+        self.module, self.optimizer, self.fast = module, optimizer, fast
         self.parameters = [p for p in module.parameters() if p.requires_grad]
-        self.flat = FlatGradients.try_for(self.parameters)
-        self.optimizer_step = FusedAdamStep(optimizer)
+        self.flat = FlatGradients.try_for(self.parameters) if fast else None
+        self.optimizer_step: Any = FusedAdamStep(optimizer) if fast else optimizer.step
 
     @classmethod
     def for_module(
-        cls, previous: GradientStep | None, module: th.nn.Module, optimizer: th.optim.Optimizer
+        cls, previous: GradientStep | None, module: th.nn.Module, optimizer: th.optim.Optimizer, fast: bool = True
     ) -> GradientStep:
-        """``previous`` if it still fits ``module`` and ``optimizer`` (its gradient views re-attached), else anew."""
+        """``previous`` if it still fits ``module``, ``optimizer`` and ``fast`` (its gradient views re-attached), else
+        anew. ``fast`` (from ``rlgru.fast.plan``): the flat buffer and the direct fused-Adam call where they apply;
+        otherwise exactly ``zero_grad``, ``backward``, ``clip_grad_norm_``, ``optimizer.step``."""
         params = [p for p in module.parameters() if p.requires_grad]
         if (
             previous is None
+            or previous.fast != fast
             or previous.optimizer is not optimizer
             or len(previous.parameters) != len(params)
             or any(a is not b for a, b in zip(previous.parameters, params, strict=True))
@@ -168,7 +182,7 @@ class GradientStep:
         return previous
 
     def apply(self, max_grad_norm: float) -> None:
-        """Clip and step with a gradient already written into the flat buffer (``rlgru.fused_update``)."""
+        """Clip and step with a gradient already written into the flat buffer (``rlgru.fast.update``)."""
         assert self.flat is not None, "apply() needs the flat gradient buffer"
         self.flat.clip_norm_(max_grad_norm)
         self.optimizer_step()
@@ -185,4 +199,4 @@ class GradientStep:
         self.optimizer_step()
 
 
-__all__ = ["FusedAdamStep", "GradientStep"]
+__all__ = ["FusedAdamStep", "GradientStep", "flat_gradient_reasons", "optimizer_reasons"]

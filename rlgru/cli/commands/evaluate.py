@@ -13,7 +13,6 @@ from pathlib import Path
 from stable_baselines3.common.vec_env import VecEnv
 
 from rlgru import RecurrentPPO
-from rlgru.files import atomic_write_text
 from rlgru.harness.agent import check_model_fits, load_agent
 from rlgru.harness.config import EnvConfig
 from rlgru.harness.env_factory import EVAL_SEED_OFFSET, load_normalization, make_env
@@ -32,6 +31,7 @@ from rlgru.harness.video import (
     render_env_config,
     write_video,
 )
+from rlgru.runtime.files import atomic_write_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

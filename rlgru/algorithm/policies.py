@@ -25,10 +25,14 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from rlgru import action_heads, fused_act
+from rlgru.algorithm import action_heads
 from rlgru.cores import MemoryCore, core_names, resolve_core
+from rlgru.cores._kernel_build import NO_FAST_PATHS_ENV
+from rlgru.cores.grid import core_input, per_sample, to_grid
 from rlgru.cores.registry import CoreSpec, core_label, core_spec, validate_core_settings
-from rlgru.wrappers import flatten_observation
+from rlgru.env_plumbing.wrappers import flatten_observation
+from rlgru.fast import act as fused_act
+from rlgru.fast.plan import plan_fast_paths
 
 CORE_DEFAULTS: dict[str, Any] = {"hidden_size": 256, "n_layers": 1, "shared_core": False, "critic_core": True,
                                  "core_kwargs": None}
@@ -83,10 +87,13 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     :param core_kwargs: the core's own settings (its keyword-only constructor arguments, e.g. ``dropout``);
         sb3-contrib's ``lstm_kwargs`` is accepted as an alias.
     :param nested_observation_space: the env's own space when ``observation_space`` is its flattening (a Tuple, or
-        a Tuple or Dict nested in one: ``rlgru.wrappers``); ``predict`` then takes the env's own observations too.
-        ``RecurrentPPO`` passes it.
+        a Tuple or Dict nested in one: ``rlgru.env_plumbing.wrappers``); ``predict`` then takes the env's own
+        observations too. ``RecurrentPPO`` passes it.
     Other arguments are SB3's ``ActorCriticPolicy`` ones.
     """
+
+    #: whether fast paths may run (``RecurrentPPO(fast_paths=...)`` sets it through ``set_fast_paths``)
+    fast_paths: bool = True
 
     default_core: CoreSpec = "gru"
 
@@ -319,8 +326,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
 
         ``grid`` is ``(mask [T, n_seq], flat indices of its True cells)``.
         """
-        out, new_state = core(_core_input(features, grid), state, resets)
-        return _per_sample(out, grid), new_state
+        out, new_state = core(core_input(features, grid), state, resets)
+        return per_sample(out, grid), new_state
 
     def _run_cores(
         self,
@@ -334,18 +341,18 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         """``_run_core`` for the actor's and the critic's core together (one kernel call for both where the core
         has one): ``((actor out, state), (critic out, state))``."""
         assert self.critic_core is not None
-        inputs = (_core_input(pi_features, grid), _core_input(vf_features, grid))
+        inputs = (core_input(pi_features, grid), core_input(vf_features, grid))
         (out_pi, state_pi), (out_vf, state_vf) = self.actor_core.forward_beside(
             self.critic_core, inputs, (actor_state, critic_state), resets
         )
-        return (_per_sample(out_pi, grid), state_pi), (_per_sample(out_vf, grid), state_vf)
+        return (per_sample(out_pi, grid), state_pi), (per_sample(out_vf, grid), state_vf)
 
     def forward(  # type: ignore[override]
         self, obs: PyTorchObs, state: th.Tensor, deterministic: bool = False
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
         """One rollout step for all envs: ``(actions, values, log_probs, next_state)``."""
         step = None if th.is_grad_enabled() else self._fused_act()
-        if step is not None:  # one kernel call, the same numbers (rlgru.fused_act)
+        if step is not None:  # one kernel call, the same numbers (rlgru.fast.act)
             actions, values, log_prob, new_state = step(self.extract_features(obs), state, deterministic)
             return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
         latent_pi, latent_vf, new_state = self._latents(obs, state)
@@ -361,14 +368,24 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_state
 
     def _fused_act(self) -> fused_act.FusedAct | None:
-        """The one-call rollout step if this policy allows it, decided once per device, dtype and opt-out setting."""
+        """The one-call rollout step where the fast-path plan allows it, decided once per device, dtype, setting and
+        environment switches (``rlgru.fast.plan``)."""
         weight = self.action_net.weight
-        key = (weight.device, weight.dtype, os.environ.get(fused_act.DISABLE_ENV))
+        switches = tuple(os.environ.get(name) for name in (fused_act.DISABLE_ENV, NO_FAST_PATHS_ENV))
+        key = (weight.device, weight.dtype, self.fast_paths, switches)
         cached = self.__dict__.get("_fused_act_cache")
         if cached is None or cached[0] != key:
-            cached = (key, fused_act.FusedAct(self) if fused_act.fused_act_supported(self) else None)
+            plan = plan_fast_paths(self, enabled=self.fast_paths)
+            cached = (key, fused_act.FusedAct(self) if plan.act.used else None)
             self.__dict__["_fused_act_cache"] = cached
         return cached[1]
+
+    def set_fast_paths(self, enabled: bool) -> None:
+        """Allow (default) or forbid every fast path for this policy, its cores' compiled kernels included."""
+        self.fast_paths = bool(enabled)
+        for core in {id(c): c for c in (self.actor_core, self.critic_core) if c is not None}.values():
+            core.compiled_kernels = self.fast_paths
+        self.__dict__.pop("_fused_act_cache", None)
 
     def evaluate_actions(  # type: ignore[override]
         self, obs: PyTorchObs, actions: th.Tensor, state: th.Tensor, mask: th.Tensor, resets: th.Tensor | None = None
@@ -459,33 +476,8 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
         features = self.extract_features(obs)
         pi_features = features[0] if isinstance(features, tuple) else features
         actor_state, _ = self._split_state(state)
-        padded = _to_grid(pi_features, mask, mask.flatten().nonzero().squeeze(1))
+        padded = to_grid(pi_features, mask, mask.flatten().nonzero().squeeze(1))
         return self.actor_core.diagnose(padded, actor_state, mask, resets)
-
-
-def _core_input(features: th.Tensor, grid: tuple[th.Tensor, th.Tensor] | None) -> th.Tensor:
-    """Per-sample features ``[N, F]`` as a core takes them: one step ``[1, N, F]``, or the padded grid of ``mask``."""
-    if grid is None:
-        return features.unsqueeze(0)
-    mask, index = grid
-    if index.numel() == mask.numel():  # no padding (uncut lanes): the samples already are the grid
-        return features.view(*mask.shape, -1)
-    return _to_grid(features, mask, index)
-
-
-def _per_sample(out: th.Tensor, grid: tuple[th.Tensor, th.Tensor] | None) -> th.Tensor:
-    """A core's output back as per-sample rows ``[N, H]`` (``_core_input``'s inverse)."""
-    if grid is None:
-        return out.squeeze(0)
-    mask, index = grid
-    flat = out.reshape(mask.numel(), -1)
-    return flat if index.numel() == mask.numel() else flat.index_select(0, index)
-
-
-def _to_grid(features: th.Tensor, mask: th.Tensor, index: th.Tensor) -> th.Tensor:
-    """Per-sample features ``[N, F]`` scattered into the padded time-major grid ``[T, n_seq, F]`` of ``mask``."""
-    padded = features.new_zeros((mask.numel(), features.shape[-1])).index_copy(0, index, features)
-    return padded.view(*mask.shape, -1)
 
 
 def _batch_size(obs: PyTorchObs) -> int:

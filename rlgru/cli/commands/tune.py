@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlgru.harness.cli_arguments import add_overrides_argument
+from rlgru.cli.arguments import add_overrides_argument
 from rlgru.tune.driver import TuneOptions, run_study
 from rlgru.tune.search import PRUNERS, SAMPLERS
 

@@ -1,6 +1,6 @@
 """The ``rlgru`` command: parse arguments, dispatch to a command module, turn bad input into ``exit 2``.
 
-Each subcommand is a module under ``rlgru.harness.commands`` with ``add_arguments(parser)`` and
+Each subcommand is a module under ``rlgru.cli.commands`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; its docstring's first line is its help. Adding a command is adding a line to ``COMMANDS``.
 Only the command being run is imported (the others' help is read from their source), so ``rlgru --help`` and
 ``rlgru envs`` do not pay for torch, SB3 and every other command's imports.
@@ -20,14 +20,14 @@ from rlgru.harness.errors import USAGE_ERROR, HarnessError
 
 #: subcommand -> module defining add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, str] = {
-    "train": "rlgru.harness.commands.train",
-    "eval": "rlgru.harness.commands.evaluate",
-    "envs": "rlgru.harness.commands.envs",
-    "cores": "rlgru.harness.commands.cores",
-    "tune": "rlgru.harness.commands.tune",
-    "bench": "rlgru.harness.commands.bench",
-    "report": "rlgru.harness.commands.report",
-    "export": "rlgru.harness.commands.export",
+    "train": "rlgru.cli.commands.train",
+    "eval": "rlgru.cli.commands.evaluate",
+    "envs": "rlgru.cli.commands.envs",
+    "cores": "rlgru.cli.commands.cores",
+    "tune": "rlgru.cli.commands.tune",
+    "bench": "rlgru.cli.commands.bench",
+    "report": "rlgru.cli.commands.report",
+    "export": "rlgru.cli.commands.export",
 }
 
 

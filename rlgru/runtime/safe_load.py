@@ -189,6 +189,18 @@ def _is_named_class(module: str, obj: Any) -> bool:
     return False
 
 
+#: base classes whose subclasses a model may name from a user's own (already imported) module; the memory cores
+#: add theirs (``rlgru.cores.base``), so this layer needs to know nothing of them
+_EXTENSION_BASES: list[type] = []
+
+
+def allow_user_subclasses_of(base: type) -> None:
+    """Let a model name a user's subclass of ``base`` (a memory core, a features extractor) once its module is
+    imported."""
+    if base not in _EXTENSION_BASES:
+        _EXTENSION_BASES.append(base)
+
+
 def _user_extension(module: str, name: str) -> type | None:
     """A user's ``MemoryCore`` or SB3 features extractor, named by a model: allowed when its module is already
     imported (looking it up then runs nothing new), like ``torch.serialization.add_safe_globals``."""
@@ -199,9 +211,8 @@ def _user_extension(module: str, name: str) -> type | None:
         obj = getattr(obj, part, None)
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-    from rlgru.cores.base import MemoryCore
-
-    return obj if isinstance(obj, type) and issubclass(obj, (MemoryCore, BaseFeaturesExtractor)) else None
+    bases = (*_EXTENSION_BASES, BaseFeaturesExtractor)
+    return obj if isinstance(obj, type) and issubclass(obj, bases) else None
 
 
 def _resolve(module: str, name: str, where: str) -> tuple[Any, bool]:
@@ -322,6 +333,7 @@ __all__ = [
     "TRUSTED_PACKAGES",
     "TRUST_HINT",
     "UntrustedPickleError",
+    "allow_user_subclasses_of",
     "checked_custom_objects",
     "load_algorithm",
     "load_vecnormalize",

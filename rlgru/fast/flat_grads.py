@@ -22,11 +22,10 @@ class FlatGradients:
 
     def __init__(self, parameters: Iterable[th.nn.Parameter]) -> None:
         self.parameters = [p for p in parameters if p.requires_grad]
-        if not self.parameters:
-            raise ValueError("no parameter requires a gradient")
+        problem = self.unsupported_reason(self.parameters)
+        if problem:
+            raise ValueError(problem)
         first = self.parameters[0]
-        if any(p.dtype != first.dtype or p.device != first.device for p in self.parameters):
-            raise ValueError("flat gradients need one dtype and one device for every parameter")
         self.buffer = th.zeros(sum(p.numel() for p in self.parameters), dtype=first.dtype, device=first.device)
         self.views = []
         offset = 0
@@ -34,6 +33,17 @@ class FlatGradients:
             self.views.append(self.buffer[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
         self.attach()
+
+    @staticmethod
+    def unsupported_reason(parameters: Iterable[th.nn.Parameter]) -> str:
+        """Why ``parameters`` cannot share one buffer (empty: they can); touches nothing."""
+        trainable = [p for p in parameters if p.requires_grad]
+        if not trainable:
+            return "no parameter requires a gradient"
+        first = trainable[0]
+        if any(p.dtype != first.dtype or p.device != first.device for p in trainable):
+            return "flat gradients need one dtype and one device for every parameter"
+        return ""
 
     @classmethod
     def try_for(cls, parameters: Iterable[th.nn.Parameter]) -> FlatGradients | None:

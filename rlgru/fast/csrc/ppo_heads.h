@@ -1,6 +1,6 @@
 // The PPO heads and loss after the memory cores, and their gradient: shared by the standalone loss operator
-// (rlgru/csrc/fused_heads.cpp, rlgru.fused_heads) and the whole-minibatch operator of each fused cell
-// (kernel_host.h, rlgru.fused_update). The actor's side (its MLP, the action layer, the policy terms) and the
+// (rlgru/fast/csrc/fused_heads.cpp, rlgru.fast.heads) and the whole-minibatch operator of each fused cell
+// (kernel_host.h, rlgru.fast.update). The actor's side (its MLP, the action layer, the policy terms) and the
 // critic's (its MLP, the value layer, the value loss) share nothing, so each is one function and callers may run
 // them on two cores (pair_threads.h).
 //

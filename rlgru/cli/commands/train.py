@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlgru.cli.arguments import add_overrides_argument
 from rlgru.harness.agent import extractor_choice
-from rlgru.harness.cli_arguments import add_overrides_argument
 from rlgru.harness.config import RunConfig, load_config
 from rlgru.harness.env_factory import EnvSpec, check_env_spec
 from rlgru.harness.errors import HarnessError

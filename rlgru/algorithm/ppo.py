@@ -20,14 +20,15 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from rlgru.buffers import SequenceBatch, make_rollout_buffer
-from rlgru.fused_heads import LossSettings, fused_heads_supported, ppo_loss
-from rlgru.fused_update import FusedUpdate
-from rlgru.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
-from rlgru.optim_step import GradientStep
-from rlgru.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
-from rlgru.safe_load import checked_custom_objects
-from rlgru.wrappers import nested_observation_space, wrap_tuple_observations
+from rlgru.algorithm.buffers import SequenceBatch, make_rollout_buffer
+from rlgru.algorithm.hidden_reset import HIDDEN_RESET_MODES, HiddenResetMode, hidden_resets_after_step
+from rlgru.algorithm.policies import POLICY_ALIASES, RecurrentActorCriticPolicy
+from rlgru.env_plumbing.wrappers import nested_observation_space, wrap_tuple_observations
+from rlgru.fast.heads import LossSettings, ppo_loss
+from rlgru.fast.optim_step import GradientStep
+from rlgru.fast.plan import FastPathPlan, plan_fast_paths
+from rlgru.fast.update import FusedUpdate
+from rlgru.runtime.safe_load import checked_custom_objects
 
 SelfRecurrentPPO = TypeVar("SelfRecurrentPPO", bound="RecurrentPPO")
 
@@ -42,6 +43,8 @@ class RecurrentPPO(OnPolicyAlgorithm):
         when an env is created.
     :param max_seq_len: longest training sequence (truncated BPTT length). Defaults to
         ``min(n_steps, batch_size)``, the longest sequence sb3-contrib's minibatches can hold.
+    :param fast_paths: ``False`` runs the definition only (autograd, the cores in PyTorch), as
+        ``RLGRU_NO_FAST_PATHS=1`` does for the whole process; ``fast_path_plan()`` says what runs and why.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = dict(POLICY_ALIASES)
@@ -74,6 +77,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         device: th.device | str = "auto",
         hidden_reset: HiddenResetMode = "episode",
         max_seq_len: int | None = None,
+        fast_paths: bool = True,
         _init_setup_model: bool = True,
     ) -> None:
         if hidden_reset not in HIDDEN_RESET_MODES:
@@ -114,6 +118,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         self.target_kl = target_kl
         self.hidden_reset: HiddenResetMode = hidden_reset
         self.max_seq_len = max_seq_len or min(n_steps, batch_size)
+        self.fast_paths = fast_paths
         self._last_state: th.Tensor | None = None
         self._last_hidden_resets: np.ndarray | None = None
         self._gradient_step: GradientStep | None = None
@@ -126,7 +131,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
         # Tuple observations have no SB3 preprocessing and SB3's vec envs refuse nested spaces: flatten them, per env
-        # before vectorising when given an env (rlgru.wrappers), instead of refusing them.
+        # before vectorising when given an env (rlgru.env_plumbing.wrappers), instead of refusing them.
         env = wrap_tuple_observations(env)
         return wrap_tuple_observations(OnPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper))
 
@@ -146,6 +151,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if not isinstance(self.policy, RecurrentActorCriticPolicy):
             raise TypeError(f"RecurrentPPO needs a RecurrentActorCriticPolicy, got {type(self.policy).__name__}")
         self.policy = self.policy.to(self.device)
+        self.policy.set_fast_paths(getattr(self, "fast_paths", True))  # before the buffer asks about resets
         self.rollout_buffer = make_rollout_buffer(
             self.observation_space,
             self.n_steps,
@@ -269,11 +275,14 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if self.clip_range_vf is not None:
             clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
 
-        fused = fused_heads_supported(self.policy)
-        gradient_step = GradientStep.for_module(self._gradient_step, self.policy, self.policy.optimizer)
+        plan = self.fast_path_plan()
+        fused = plan.heads.used
+        gradient_step = GradientStep.for_module(
+            self._gradient_step, self.policy, self.policy.optimizer, fast=plan.flat_gradients.used
+        )
         self._gradient_step = gradient_step
-        # losses and gradient without autograd where the policy allows it (rlgru.fused_update): the same up to rounding
-        fused_update = FusedUpdate.for_policy(self.policy, gradient_step.flat) if fused else None
+        # losses and gradient without autograd where the plan allows it (rlgru.fast.update): the same up to rounding
+        fused_update = FusedUpdate(self.policy, gradient_step.flat) if plan.update.used and gradient_step.flat else None
         stats: dict[str, list[th.Tensor]] = {"pg": [], "value": [], "entropy": [], "clip": [], "kl": []}
         continue_training = True
         for epoch in range(self.n_epochs):
@@ -294,7 +303,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
                     break
                 if fused_update is not None:  # the gradient is in the flat buffer already
                     gradient_step.apply(self.max_grad_norm)
-                else:  # zero_grad, backward, clip_grad_norm_, optimizer.step (rlgru.optim_step)
+                else:  # zero_grad, backward, clip_grad_norm_, optimizer.step (rlgru.fast.optim_step)
                     gradient_step(losses["loss"], self.max_grad_norm)
             self._n_updates += 1
             if not continue_training:
@@ -313,19 +322,23 @@ class RecurrentPPO(OnPolicyAlgorithm):
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
 
+    def fast_path_plan(self) -> FastPathPlan:
+        """Which fast paths this model's rollouts and updates take, and why not the others (``rlgru.fast.plan``)."""
+        return plan_fast_paths(self.policy, self.policy.optimizer, enabled=getattr(self, "fast_paths", True))
+
     def minibatch_losses(
         self, batch: SequenceBatch, clip_range: float, clip_range_vf: float | None = None, fused: bool | None = None
     ) -> dict[str, th.Tensor]:
         """PPO losses of one sequence minibatch (real steps only: padding never leaves the cores).
 
         The autograd graph below defines them. ``fused`` (default: wherever the policy's heads allow) computes
-        everything after the cores in ``rlgru.fused_heads``, with the same results and a hand-derived gradient.
+        everything after the cores in ``rlgru.fast.heads``, with the same results and a hand-derived gradient.
         """
         advantages = batch.advantages
         if self.normalize_advantage and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         if fused is None:
-            fused = fused_heads_supported(self.policy)
+            fused = self.fast_path_plan().heads.used
         if fused:
             core_pi, core_vf, _ = self.policy.core_outputs(
                 batch.observations, batch.initial_states, batch.mask, batch.resets
@@ -403,7 +416,7 @@ class RecurrentPPO(OnPolicyAlgorithm):
         trust_pickle: bool = False,
         **kwargs: Any,
     ) -> SelfRecurrentPPO:
-        """SB3's ``load``, but a zip's pickled attributes are built by ``rlgru.safe_load``'s allow-listed
+        """SB3's ``load``, but a zip's pickled attributes are built by ``rlgru.runtime.safe_load``'s allow-listed
         unpickler, so a crafted file cannot run code; ``trust_pickle=True`` unpickles everything, as SB3 does."""
         custom_objects = checked_custom_objects(path, custom_objects, trust_pickle=trust_pickle)
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)

@@ -13,7 +13,7 @@ import gymnasium as gym
 
 class ResetOptions(gym.Wrapper):
     """Every ``reset`` gets ``options`` (merged under any the caller passes), e.g. Memory Gym's reset parameters:
-    ``{rlgru.suite_wrappers:ResetOptions: {options: {command_count: [3]}}}`` in ``env.wrappers``.
+    ``{rlgru.env_plumbing.suite_wrappers:ResetOptions: {options: {command_count: [3]}}}`` in ``env.wrappers``.
 
     The options are checked by one reset when the wrapper is made, so a misspelt knob fails when the config is
     loaded, not in a subprocess worker.

@@ -1,4 +1,4 @@
-// The PPO loss from the memory cores' outputs onwards, and its gradient, in one call (rlgru.fused_heads); the maths
+// The PPO loss from the memory cores' outputs onwards, and its gradient, in one call (rlgru.fast.heads); the maths
 // and why are in ppo_heads.h, which the fused cells' whole-minibatch operator shares.
 
 #include <torch/library.h>
@@ -11,7 +11,7 @@ namespace {
 
 using namespace rlgru_heads;
 
-// Inputs as rlgru.fused_heads passes them; returns [loss, pg, value, entropy, kl, clip_fraction, log_prob, values]
+// Inputs as rlgru.fast.heads passes them; returns [loss, pg, value, entropy, kl, clip_fraction, log_prob, values]
 // and, with `with_grads`, the gradients of core_pi, core_vf and of every weight in input order (log_std last).
 std::vector<at::Tensor> loss(const at::Tensor& core_pi, const at::Tensor& core_vf, at::TensorList pi_weights,
                              at::TensorList vf_weights, at::TensorList heads, const std::optional<at::Tensor>& log_std,

@@ -1,16 +1,17 @@
 """The PPO loss from the memory cores' outputs onwards (MLP heads, action distribution, clipped objectives) and its
-gradient, in one C++ call (``csrc/fused_heads.cpp``; the maths is written out in ``cores/csrc/ppo_heads.h``).
+gradient, in one C++ call (``csrc/fused_heads.cpp``; the maths is written out in ``csrc/ppo_heads.h``).
 
 Why: after the cores, a PPO minibatch is some forty small ops forward and as many backward whose arithmetic at RL
 sizes takes microseconds while dispatching and recording them takes most of a millisecond. PPO differentiates the
 loss right after computing it, so the kernel returns the gradient with the loss and autograd only passes it on.
 ``RecurrentPPO.minibatch_losses`` keeps the plain autograd version, which defines the loss; tests check that both
-give the same losses and gradients. Policies with separate GRU/LSTM kernel cores go further: ``rlgru.fused_update``
-runs the cores and these heads in one call per minibatch, and ``rlgru.fused_act`` their rollout step.
+give the same losses and gradients. Policies with separate GRU/LSTM kernel cores go further: ``rlgru.fast.update``
+runs the cores and these heads in one call per minibatch, and ``rlgru.fast.act`` their rollout step.
 
 Covered: SB3's ``MlpExtractor`` heads (Linear layers with ReLU or Tanh), categorical (Discrete, MultiDiscrete) and
-diagonal Gaussian (Box) actions, float32/float64 on CPU. ``fused_heads_supported`` says when; anything else (and
-any machine where the kernel cannot be built, or ``RLGRU_DISABLE_FUSED_HEADS=1``) takes the autograd path.
+diagonal Gaussian (Box) actions, float32/float64 on CPU. ``unsupported_reasons`` says when not (``rlgru.fast.plan``
+asks); anything else (and any machine where the kernel cannot be built, or ``RLGRU_DISABLE_FUSED_HEADS=1``) takes
+the autograd path.
 """
 
 from __future__ import annotations
@@ -67,21 +68,24 @@ def mlp_activations(net: nn.Module) -> list[int] | None:
     return codes
 
 
-def fused_heads_supported(policy: Any) -> bool:
-    """Whether ``policy``'s heads are the plain ones the kernel differentiates, on a device and dtype it takes."""
+def unsupported_reasons(policy: Any) -> list[str]:
+    """Why ``policy``'s heads cannot go through the kernel (empty: they can): the plain heads it differentiates, on
+    a device and dtype it takes. Only ``rlgru.fast.plan`` asks."""
     extractor = getattr(policy, "mlp_extractor", None)
     if getattr(policy, "_head_kind", None) is None or extractor is None:
-        return False
+        return ["the action distribution is not one the kernel differentiates (categorical, multi-categorical or "
+                "diagonal Gaussian without gSDE)"]
+    reasons = []
     weight = policy.action_net.weight if isinstance(policy.action_net, nn.Linear) else None
-    return (
-        weight is not None
-        and weight.device.type == "cpu"
-        and weight.dtype in (th.float32, th.float64)
-        and type(policy.value_net) is nn.Linear
-        and mlp_activations(extractor.policy_net) is not None
-        and mlp_activations(extractor.value_net) is not None
-        and KERNEL.available()
-    )
+    if weight is None or type(policy.value_net) is not nn.Linear:
+        reasons.append("the action or value head is not a plain Linear layer")
+    elif weight.device.type != "cpu" or weight.dtype not in (th.float32, th.float64):
+        reasons.append(f"the heads are {weight.dtype} on {weight.device.type} (the kernel: float32/float64 on CPU)")
+    if mlp_activations(extractor.policy_net) is None or mlp_activations(extractor.value_net) is None:
+        reasons.append("an MLP layer is not Linear + ReLU/Tanh")
+    if not reasons and not KERNEL.available():
+        reasons.append(KERNEL.why_unavailable())
+    return reasons
 
 
 def ppo_loss(policy: Any, core_pi: th.Tensor, core_vf: th.Tensor, settings: LossSettings) -> dict[str, th.Tensor]:
@@ -108,7 +112,7 @@ def linear_tensors(net: nn.Sequential) -> list[th.Tensor]:
 
 
 class HeadsArguments(NamedTuple):
-    """How every rlgru kernel takes a policy's heads (``fused_heads_supported`` ones): the MLPs' Linear tensors,
+    """How every rlgru kernel takes a policy's heads (ones ``unsupported_reasons`` accepts): the MLPs' Linear tensors,
     the action and value layers, log_std (Gaussian only), activation codes, distribution code and action dims."""
 
     pi_weights: list[th.Tensor]
@@ -140,22 +144,22 @@ class HeadsArguments(NamedTuple):
         )
 
 
-def twin_kernel_cores(policy: Any) -> bool:
-    """Whether ``policy`` has separate actor and critic cores of one fused kernel cell, the same sizes, both in the
-    kernel on its device, under heads the kernels cover: what the whole-step kernels (``rlgru.fused_act``,
-    ``rlgru.fused_update``) take."""
+def twin_core_reasons(policy: Any) -> list[str]:
+    """Why ``policy`` is not what the whole-step kernels (``rlgru.fast.act``, ``rlgru.fast.update``) take (empty: it
+    is): separate actor and critic cores of one fused kernel cell, the same sizes, both in the kernel on its device."""
     actor, critic = getattr(policy, "actor_core", None), getattr(policy, "critic_core", None)
-    return (
-        critic is not None
-        and not policy.shared_core
-        and type(actor) is type(critic)
-        and isinstance(actor, KernelCore)
-        and getattr(actor.kernel, "CELL", None) is not None
-        and (actor.input_size, actor.hidden_size, actor.n_layers)
-        == (critic.input_size, critic.hidden_size, critic.n_layers)
-        and actor.resets_natively(policy.device)
-        and fused_heads_supported(policy)
-    )
+    if critic is None or policy.shared_core:
+        return ["the actor and critic share one core (the kernels take separate ones)"]
+    kernel_cell = isinstance(actor, KernelCore) and getattr(actor.kernel, "CELL", None) is not None
+    if type(actor) is not type(critic) or not kernel_cell:
+        return [f"the cores ({type(actor).__name__}) have no fused cell kernel (GRU and LSTM do)"]
+    reasons = []
+    sizes = (actor.input_size, actor.hidden_size, actor.n_layers)
+    if sizes != (critic.input_size, critic.hidden_size, critic.n_layers):
+        reasons.append("the actor's and critic's cores differ in size")
+    if not actor.resets_natively(policy.device):
+        reasons.append("the cores' recurrence does not run in their kernel here")
+    return reasons
 
 
 class _KernelCall:
@@ -219,6 +223,6 @@ class _HeadsAndLoss(th.autograd.Function):
 
 
 __all__ = [
-    "KERNEL", "HeadsArguments", "LossSettings", "fused_heads_supported", "linear_tensors", "mlp_activations",
-    "ppo_loss", "twin_kernel_cores",
+    "KERNEL", "HeadsArguments", "LossSettings", "linear_tensors", "mlp_activations", "ppo_loss", "twin_core_reasons",
+    "unsupported_reasons",
 ]
