@@ -12,7 +12,9 @@ import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
-from rlgru import RecurrentPPO, fused_act, fused_heads
+from rlgru import RecurrentPPO
+from rlgru.fast import act as fused_act
+from rlgru.fast import heads as fused_heads
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv
 
 pytestmark = pytest.mark.skipif(not fused_heads.KERNEL.available(), reason="the fused kernels could not be built")

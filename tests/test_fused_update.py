@@ -12,7 +12,8 @@ import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
-from rlgru import RecurrentPPO, fused_heads
+from rlgru import RecurrentPPO
+from rlgru.fast import heads as fused_heads
 from rlgru.fast.optim_step import GradientStep
 from rlgru.fast.update import DISABLE_ENV, FusedUpdate
 from tests.helpers import ACTION_SPACES, RandomEpisodeEnv

@@ -88,6 +88,17 @@ def test_first_epoch_logprobs_match_rollout(core: str, shared: bool, hidden_rese
     assert_replay_matches_rollout(model)
 
 
+@pytest.mark.parametrize("core", core_names())
+@pytest.mark.parametrize("hidden_reset", ["episode", "trial"])
+def test_first_epoch_logprobs_match_rollout_with_every_fast_path_off(core: str, hidden_reset: str) -> None:
+    """The definition alone (``fast_paths=False``: PyTorch cores, autograd heads): the same guarantee."""
+    model = make_model(core, False, hidden_reset, fast_paths=False)
+    assert not any(choice.used for choice in model.fast_path_plan().choices)
+    collect(model, n_rollouts=3)
+    assert model.rollout_buffer.episode_starts[1:].any(), "the test needs episodes that end mid-rollout"
+    assert_replay_matches_rollout(model)
+
+
 @pytest.mark.parametrize("action_space", sorted(ACTION_SPACES))
 def test_first_epoch_logprobs_match_rollout_for_action_spaces(action_space: str) -> None:
     model = make_model("gru", False, "episode", action_space=action_space)

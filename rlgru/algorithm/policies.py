@@ -89,6 +89,7 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     :param nested_observation_space: the env's own space when ``observation_space`` is its flattening (a Tuple, or
         a Tuple or Dict nested in one: ``rlgru.env_plumbing.wrappers``); ``predict`` then takes the env's own
         observations too. ``RecurrentPPO`` passes it.
+
     Other arguments are SB3's ``ActorCriticPolicy`` ones.
     """
 
