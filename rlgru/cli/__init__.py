@@ -84,6 +84,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
-
-if __name__ == "__main__":  # pragma: no cover - python -m rlgru.cli
-    sys.exit(main())
