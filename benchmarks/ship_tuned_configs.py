@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from rlgru._moved_modules import new_name
 from rlgru.bench.report import load_results
 from rlgru.bench.stats import iqm, stratified_bootstrap_ci
 from rlgru.bench.tuned import TUNING_DIR
@@ -55,8 +56,12 @@ def _shipped(bench_dir: Path, results: list[dict[str, Any]], task: str, core: st
     first = min(runs[TUNED], key=lambda r: r["seed"])
     config = yaml.safe_load((bench_dir / "runs" / first["run_id"] / "config.yaml").read_text())
     config["seed"] = 0
+    for wrapper in config["env"].get("wrappers") or []:  # runs made before the package's wings name old modules
+        module, _, name = wrapper["name"].partition(":")
+        wrapper["name"] = f"{new_name(module) or module}:{name}" if name else wrapper["name"]
     study = bench_dir / TUNING_DIR / f"{task}-{core}"
     meta = json.loads((study / "study.json").read_text())
+    objective = "raw return" if meta["objective"] == "return" else f"{meta['objective']} return"
     with (study / "trials.csv").open() as handle:
         trials = [row for row in csv.DictReader(handle) if row["counted"] == "yes"]
     counts = {state: sum(row["state"] == state for row in trials) for state in ("complete", "pruned", "failed")}
@@ -69,7 +74,7 @@ def _shipped(bench_dir: Path, results: list[dict[str, Any]], task: str, core: st
         f"{counts['failed']} failed) of {budget} steps, {meta['sampler']} sampler, {meta['pruner']} pruner, tuning "
         f"seed(s) from {yaml.safe_load((study / 'config.yaml').read_text())['seed']}; "
         f"{meta['wall_seconds'] / 60:.0f} min on {meta['machine']}.",
-        f"# Best trial {best['number']}: objective {best['value']:.3f} ({meta['objective']} return).",
+        f"# Best trial {best['number']}: objective {best['value']:.3f} ({objective}).",
         f"# On {len(runs[TUNED])} fresh seeds at {config['training']['total_timesteps']} steps: {_score(runs[TUNED])}"
         f" (final return, IQM [95% CI]); the shared setting on the same seeds: {_score(runs['shared'])}.",
         f"#   rlgru train configs/tuned/{_file_name(task)}_{core}.yaml",
