@@ -88,7 +88,8 @@ def table(rates: dict[str, list[float]], n_envs: int, chunk_steps: int, repeats:
         f"GridCNN (128 features), 1 torch thread, chunks of {chunk_steps} steps, {repeats} alternating repeats. "
         f"Machine: {platform.machine()}, torch {th.__version__}, {cpu_name()}.",
         "",
-        "| algorithm | median steps/s | all repeats | vs SB3 PPO (CnnPolicy, memoryless) | vs sb3-contrib CnnLstmPolicy |",
+        "| algorithm | median steps/s | all repeats | vs SB3 PPO (CnnPolicy, no memory) "
+        "| vs sb3-contrib CnnLstmPolicy |",
         "|---|---:|---|---:|---:|",
     ]
     for name, median in medians.items():

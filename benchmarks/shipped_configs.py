@@ -1,11 +1,12 @@
-"""Train every shipped config in ``configs/`` as it stands and tabulate where each ends up.
+"""Train every shipped config in ``configs/`` as it stands, a task's config with each core, and tabulate where each
+ends up.
 
 A config file is a promise to the user who runs it; this script checks the promise: the final deterministic
 evaluation return of each config, between the task's memoryless ceiling and its optimum, with training time.
 
     python benchmarks/shipped_configs.py --workers 2 --seeds 0 1 2 --log results/shipped_configs.jsonl \
         --out results/shipped_configs.md
-    python benchmarks/shipped_configs.py --configs configs/tmaze_gru.yaml --seeds 0 1 2
+    python benchmarks/shipped_configs.py --configs configs/tmaze.yaml --seeds 0 1 2 --cores gru
 """
 
 from __future__ import annotations
@@ -27,12 +28,25 @@ from machine import cpu_name
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def train_config(job: tuple[Path, int, Path, list[str]]) -> dict[str, Any]:
+def core_runs(paths: list[Path], cores: list[str]) -> list[tuple[str, Path, list[str]]]:
+    """``(name, config, overrides)``: each config as shipped, and a task's config (``<task>.yaml``, GRU) once more
+    per other core, as ``rlgru train configs/<task>.yaml --set policy.core=lstm`` trains it. A file named for its core
+    (``<task>_lstm.yaml``) holds settings of that core's own, and quickstart.yaml is the README's one GRU run."""
+    runs = []
+    for path in paths:
+        runs.append((path.name, path, []))
+        if path.name != "quickstart.yaml" and not path.stem.endswith(tuple(f"_{core}" for core in cores)):
+            others = [core for core in cores if core != "gru"]
+            runs += [(f"{path.name} --set policy.core={core}", path, [f"policy.core={core}"]) for core in others]
+    return runs
+
+
+def train_config(job: tuple[str, Path, int, Path, list[str]]) -> dict[str, Any]:
     """One training run of a config (one torch thread, no output) -> its evaluation summary, or its error."""
     try:
         return _train_config(*job)
     except Exception as error:  # noqa: BLE001 - a broken config is a result to report, not a reason to stop
-        return {"config": job[0].name, "seed": job[1], "error": f"{type(error).__name__}: {error}"}
+        return {"config": job[0], "seed": job[2], "error": f"{type(error).__name__}: {error}"}
 
 
 def run_overrides(seed: int, overrides: list[str]) -> list[str]:
@@ -47,17 +61,18 @@ def config_digest(path: Path, seed: int, overrides: list[str]) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _train_config(path: Path, seed: int, runs_root: Path, overrides: list[str]) -> dict[str, Any]:
+def _train_config(name: str, path: Path, seed: int, runs_root: Path, overrides: list[str]) -> dict[str, Any]:
     from rlgru.harness.config import load_config
     from rlgru.harness.run_dir import RunDir
     from rlgru.harness.train import train
 
     config = load_config(path, run_overrides(seed, overrides))
-    outcome = train(config, RunDir(runs_root / f"{path.stem}-s{seed}"), source=path, report=lambda _: None)
+    run_dir = RunDir(runs_root / f"{path.stem}-{config.policy.core}-s{seed}")
+    outcome = train(config, run_dir, source=path, report=lambda _: None)
     evaluation = outcome.evaluation
     reference = outcome.reference or {}
     return {
-        "config": path.name,
+        "config": name,
         "env_id": config.env.id,
         "core": config.policy.core,
         "seed": seed,
@@ -125,6 +140,7 @@ def main() -> None:
     parser.add_argument("--configs", type=Path, nargs="+", default=sorted(CONFIG_DIR.glob("*.yaml")))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--cores", nargs="+", default=["gru", "lstm"], help="the cores a task's config trains with")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override every config, as rlgru train --set does (e.g. for a quick smoke run)")
     parser.add_argument("--runs-root", type=Path, default=None, help="keep the runs here (default: a temp dir)")
@@ -139,9 +155,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         root = args.runs_root or Path(scratch)
-        jobs = {config_digest(path, seed, args.overrides): (path.resolve(), seed, root, args.overrides)
-                for path in args.configs for seed in args.seeds}
+        jobs = {}
+        for name, path, extra in core_runs(args.configs, args.cores):
+            overrides = args.overrides + extra
+            for seed in args.seeds:
+                jobs[config_digest(path, seed, overrides)] = (name, path.resolve(), seed, root, overrides)
         results = run_logged(jobs, train_config, args.workers, args.log, on_result=show)
+        for result in results:  # a run logged under an earlier file name is shown under today's
+            result["config"] = jobs[result["key"]][0]
     command = shlex.join(["python", *sys.argv])
     text = report(results, command)
     print(text)

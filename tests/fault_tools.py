@@ -1,5 +1,5 @@
 """Fault injection for runs: launch ``rlgru train`` in a process, kill it at a chosen or random moment, resume it, and
-check that nothing was lost or logged twice. Used by ``tests/test_fault_*.py`` and ``benchmarks/fault_injection.py``.
+check that nothing was lost or logged twice. The scenarios built from these are in ``tests/fault_scenarios.py``.
 
 ``python -m tests.fault_tools [rlgru args]`` runs the CLI; with ``RLGRU_FAULT_KILL_ON=<glob>[#n]`` in its environment
 it SIGKILLs itself at the moment the (n-th) file matching the glob would be renamed into place, i.e. after the new
@@ -12,6 +12,7 @@ import base64
 import contextlib
 import copy
 import fnmatch
+import io
 import json
 import os
 import pickle
@@ -41,13 +42,54 @@ FAULT_CONFIG: dict[str, Any] = {
 }
 
 
-def write_config(directory: Path, name: str = "fault", **sections: dict[str, Any]) -> Path:
+def fault_config(**sections: dict[str, Any]) -> dict[str, Any]:
+    """``FAULT_CONFIG`` with each section's keys updated from ``sections``."""
     data = copy.deepcopy(FAULT_CONFIG)
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
+    return data
+
+
+def write_config(directory: Path, name: str = "fault", **sections: dict[str, Any]) -> Path:
     path = Path(directory) / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(fault_config(**sections)))
     return path
+
+
+def write_suite(directory: Path, budget: int = 64, seeds: tuple[int, ...] = (0,), checkpoint_freq: int = 32) -> Path:
+    """A one-task ``rlgru bench`` suite (TMaze-Easy, GRU) at the fault config's settings."""
+    path = Path(directory) / "suite.yaml"
+    base = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "training", "evaluation")}
+    base["training"] = {**base["training"], "checkpoint_freq": checkpoint_freq}
+    task = {"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}, "budgets": [budget]}
+    suite = {"name": "faults", "base": base, "cores": ["gru"], "seeds": list(seeds), "tasks": [task]}
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def train_args(config: Path, run_dir: Path, *more: str, resume: bool = False) -> list[str]:
+    return ["train", str(config), "--run-dir", str(run_dir), "--no-progress", *more, *(["--resume"] if resume else [])]
+
+
+#: ``rlgru ARGS`` run somehow -> ``(exit code, stdout, stderr)``
+Cli = Callable[[list[str]], tuple[int, str, str]]
+
+
+def in_a_process(args: list[str]) -> tuple[int, str, str]:
+    """``rlgru ARGS`` in a new process, as a user runs it."""
+    process = launch(args)
+    out, err = process.communicate(timeout=600)
+    return process.returncode, out, err
+
+
+def in_this_process(args: list[str]) -> tuple[int, str, str]:
+    """``rlgru ARGS`` called in this process: the same code path, seconds faster (for tests)."""
+    from rlgru.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, out.getvalue(), err.getvalue()
 
 
 def launch(args: list[str], kill_on: str | None = None, **popen: Any) -> subprocess.Popen:
@@ -165,19 +207,21 @@ def check_run(run_dir: Path, config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def finish(config_path: Path, run_dir: Path, attempts: int = 4) -> tuple[int, list[str]]:
-    """Resume a killed run until it completes, as a user would (in new processes); ``(resumes, their outputs)``."""
+def finish(config_path: Path, run_dir: Path, cli: Cli = in_a_process, attempts: int = 4) -> tuple[int, list[str]]:
+    """Resume a killed run until it completes, as a user would (in new processes unless ``cli`` is another way);
+    ``(resumes, their outputs)``."""
     outputs = []
     for attempt in range(1, attempts + 1):
-        args = ["train", str(config_path), "--run-dir", str(run_dir), "--no-progress"]
-        if (Path(run_dir) / "config.yaml").is_file():
-            args.append("--resume")
-        process = launch(args)
-        out, err = process.communicate(timeout=600)
+        code, out, err = cli(train_args(config_path, run_dir, resume=started(run_dir)))
         outputs.append(out + err)
-        if process.returncode == 0:
+        if code == 0:
             return attempt, outputs
     return attempts, outputs
+
+
+def started(run_dir: Path) -> bool:
+    """A run that wrote its config: ``rlgru train`` resumes it (``--resume``) rather than starting it."""
+    return (Path(run_dir) / "config.yaml").is_file()
 
 
 def damage(path: Path, kind: str) -> None:
@@ -198,7 +242,13 @@ def damage(path: Path, kind: str) -> None:
         raise ValueError(kind)
 
 
-DAMAGE_KINDS = ("empty", "truncated", "bit flip", "garbage")
+#: each kind of ``damage`` -> how rlgru names what is wrong with the file ("" where that depends on where it was cut)
+DAMAGE_KINDS = {
+    "empty": "empty (0 bytes)",
+    "truncated": "",
+    "bit flip": "corrupted (member policy.pth fails its CRC check)",
+    "garbage": "not a whole zip archive",
+}
 
 
 class Payload:
@@ -225,16 +275,16 @@ def craft_model(source: Path, target: Path, key: str, payload: object) -> Path:
 
 
 def _install_kill_hook(spec: str) -> None:
-    """SIGKILL this process when ``rlgru.files`` is about to rename a finished temporary file onto a name matching
-    ``spec`` (``glob`` or ``glob#n``: the n-th such rename)."""
-    import rlgru.files
+    """SIGKILL this process when ``rlgru.runtime.files`` is about to rename a finished temporary file onto a name
+    matching ``spec`` (``glob`` or ``glob#n``: the n-th such rename)."""
+    import rlgru.runtime.files
 
     pattern, _, nth = spec.partition("#")
     remaining = [int(nth or 1)]
     real_replace = os.replace
 
     def replace(source: Any, destination: Any, *args: Any, **kwargs: Any) -> None:
-        if rlgru.files.TEMPORARY_MARK in Path(source).name and fnmatch.fnmatch(Path(destination).name, pattern):
+        if rlgru.runtime.files.TEMPORARY_MARK in Path(source).name and fnmatch.fnmatch(Path(destination).name, pattern):
             remaining[0] -= 1
             if remaining[0] == 0:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -10,38 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlgru.bench import runner
-from rlgru.bench.results import is_complete, read_result
+from rlgru.bench.results import is_complete
 from rlgru.bench.sweep import plan, run_sweep
 from rlgru.cli import main
-from tests.fault_tools import FAULT_CONFIG, check_run, lock_held_elsewhere, lose_a_ray_node_mid_work
-
-BASE = {key: FAULT_CONFIG[key] for key in ("env", "algorithm", "policy", "training", "evaluation")}
-
-
-def write_suite(
-    directory: Path,
-    budget: int = 64,
-    cores: tuple[str, ...] = ("gru",),
-    seeds: tuple[int, ...] = (0,),
-    checkpoint_freq: int = 32,
-) -> Path:
-    path = directory / "suite.yaml"
-    base = {**BASE, "training": {**BASE["training"], "checkpoint_freq": checkpoint_freq}}
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "name": "faults",
-                "base": base,
-                "cores": list(cores),
-                "seeds": list(seeds),
-                "tasks": [{"name": "tmaze", "env": {"id": "rlgru/TMaze-Easy-v0"}, "budgets": [budget]}],
-            }
-        )
-    )
-    return path
+from tests.fault_scenarios import lost_ray_node
+from tests.fault_tools import lock_held_elsewhere, write_suite
 
 
 def test_a_run_with_a_model_but_no_result_is_finished_with_every_figure(tmp_path: Path) -> None:
@@ -77,28 +52,8 @@ def test_a_second_sweep_on_the_same_out_directory_is_refused(
 
 
 def test_ray_cluster_losing_a_node_mid_sweep_loses_no_run(tmp_path: Path) -> None:
-    """Three nodes on this machine (a head without CPUs, two one-CPU workers); one worker node is removed while it
-    trains. Ray reruns its task on the node added in its place, which resumes the run from its checkpoints."""
     pytest.importorskip("ray")
-    budget = 768
-    suite = write_suite(tmp_path, budget=budget, seeds=(0, 1))
-    out = tmp_path / "out"
-    lose_a_ray_node_mid_work(
-        lambda address: run_sweep(suite, out, backend="ray", address=address), lambda: _both_runs_training(out)
-    )
-    results = [read_result(path.parent) for path in sorted(out.glob("runs/*/result.json"))]
-    assert len(results) == 2 and all(is_complete(result) for result in results), results
-    expected = {**FAULT_CONFIG, "training": {**FAULT_CONFIG["training"], "total_timesteps": budget}}
-    for result in results:
-        assert result is not None and result["timesteps"] == budget
-        assert check_run(out / "runs" / result["run_id"], expected) == []
-    assert any(result["resumed_from"] > 0 for result in results if result), "the lost run resumed, not restarted"
-
-
-def _both_runs_training(out: Path) -> bool:
-    """Two run directories with a checkpoint and neither finished."""
-    started = {path.parent.parent for path in out.glob("runs/*/checkpoints/*.zip")}
-    return len(started) == 2 and not any((run / "result.json").exists() for run in started)
+    assert lost_ray_node(tmp_path) == (True, [])
 
 
 def test_a_terminated_sweep_stops_its_workers_and_records_its_wall_time(tmp_path: Path) -> None:

@@ -10,59 +10,37 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlgru import RecurrentPPO
 from rlgru.cli import main
-from rlgru.divergence import DivergenceError, DivergenceGuard, VecCheckFinite
-from rlgru.harness.checkpoints import model_file_problem
 from rlgru.harness.errors import DIVERGED
 from rlgru.harness.run_dir import RunDir
+from rlgru.runtime.divergence import DivergenceError, DivergenceGuard, VecCheckFinite
 from tests.fault_envs import BadValueEnv
-from tests.fault_tools import write_config
-
-BAD_ENV = "tests.fault_envs:BadValueEnv"
-
-
-def train_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str], **sections: dict) -> tuple[int, str, RunDir]:
-    config = write_config(tmp_path, **sections)
-    run_dir = tmp_path / "run"
-    code = main(["train", str(config), "--run-dir", str(run_dir), "--no-progress"])
-    return code, capsys.readouterr().err, RunDir(run_dir)
+from tests.fault_scenarios import BAD_VALUES, bad_env_value
+from tests.fault_tools import in_this_process, train_args, write_config
 
 
-@pytest.mark.parametrize(
-    ("what", "value", "quantity"),
-    [
-        ("reward", float("nan"), "reward is nan"),
-        ("reward", float("inf"), "reward is inf"),
-        ("observation", float("nan"), "observation holds nan"),
-    ],
-)
+def train_bad(tmp_path: Path, **sections: dict) -> tuple[int, str, RunDir]:
+    code, _, err = in_this_process(train_args(write_config(tmp_path, **sections), tmp_path / "run"))
+    return code, err, RunDir(tmp_path / "run")
+
+
+@pytest.mark.parametrize(("what", "value", "quantity"), BAD_VALUES)
 def test_a_bad_env_value_stops_the_run_naming_env_step_and_quantity(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, value: float, quantity: str
+    tmp_path: Path, what: str, value: float, quantity: str
 ) -> None:
-    # each of the 2 envs goes bad at its 40th step: step 80 of training, after the checkpoints at 32 and 64
-    code, err, run = train_bad(tmp_path, capsys, env={"id": BAD_ENV, "env_kwargs": {"what": what, "value": value}})
-    assert code == DIVERGED
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert f"{BAD_ENV}: training diverged at step 80: {quantity}" in err
-    assert f"the last good checkpoint is {run.checkpoints / 'model_64_steps.zip'}" in err
-    assert [c.steps for c in run.list_checkpoints()] == [32, 64] and not run.model.exists()
-    assert all(model_file_problem(c.model) is None for c in run.list_checkpoints())
+    assert bad_env_value(tmp_path, what, value, quantity, in_this_process) == (False, [])
 
 
-def test_an_exploding_learning_rate_stops_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err, run = train_bad(tmp_path, capsys, algorithm={"learning_rate": 1e3})
+def test_an_exploding_learning_rate_stops_the_run(tmp_path: Path) -> None:
+    code, err, run = train_bad(tmp_path, algorithm={"learning_rate": 1e3})
     assert code == DIVERGED and err.count("\n") == 1, err
     assert "rlgru/TMaze-Easy-v0: training diverged at step 32: the weights' norm grew" in err
     assert "the learning rate is likely too high" in err
     assert run.list_checkpoints() == [], "the exploded weights were never saved"
 
 
-def test_the_guard_is_configurable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err, run = train_bad(
-        tmp_path,
-        capsys,
-        algorithm={"learning_rate": 1e3},
-        training={"total_timesteps": 64, "guard": {"max_weight_growth": None}},
-    )
+def test_the_guard_is_configurable(tmp_path: Path) -> None:
+    guard = {"total_timesteps": 64, "guard": {"max_weight_growth": None}}
+    code, err, run = train_bad(tmp_path, algorithm={"learning_rate": 1e3}, training=guard)
     assert code == 0, err
     assert run.model.is_file()
 

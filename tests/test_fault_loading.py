@@ -13,8 +13,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from rlgru import RecurrentPPO
 from rlgru.cli import main
-from rlgru.safe_load import UntrustedPickleError, load_vecnormalize, restricted_loads
-from tests.fault_tools import Payload, craft_model, write_config
+from rlgru.runtime.safe_load import UntrustedPickleError, load_vecnormalize, restricted_loads
+from tests.fault_scenarios import CRAFTED_KEYS, crafted_files, crafted_model_refused
+from tests.fault_tools import Payload, craft_model, in_this_process
 
 ENV_ID = "rlgru/TMaze-Easy-v0"
 
@@ -27,19 +28,12 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("key", ["lr_schedule", "observation_space", "policy_class"])
-def test_a_crafted_model_is_refused_and_runs_nothing(
-    saved_model: Path, tmp_path: Path, key: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    marker = tmp_path / "pwned"
-    crafted = craft_model(saved_model, tmp_path / "model.zip", key, Payload(marker))
-    assert main(["eval", str(crafted), "--env", ENV_ID, "--episodes", "1"]) == 2
-    err = capsys.readouterr().err
-    assert f"data['{key}']: refusing the pickled global posix.system" in err and "--trust-pickle" in err
-    assert len(err.strip().splitlines()) == 1
+@pytest.mark.parametrize("key", CRAFTED_KEYS)
+def test_a_crafted_model_is_refused_and_runs_nothing(saved_model: Path, tmp_path: Path, key: str) -> None:
+    assert crafted_model_refused(saved_model, tmp_path, key, in_this_process) == []
     with pytest.raises(UntrustedPickleError):
-        RecurrentPPO.load(crafted)
-    assert not marker.exists(), "the payload never ran"
+        RecurrentPPO.load(tmp_path / "crafted.zip")
+    assert not (tmp_path / "payload-ran").exists(), "the payload never ran"
 
 
 def test_trust_pickle_is_the_explicit_way_to_load_anything(saved_model: Path, tmp_path: Path) -> None:
@@ -83,16 +77,8 @@ def test_statistics_load_safely_unless_crafted(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_a_crafted_statistics_file_in_a_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path, env={"normalize": True}, training={"total_timesteps": 32})
-    run_dir = tmp_path / "run"
-    assert main(["train", str(config), "--run-dir", str(run_dir), "--no-progress"]) == 0
-    marker = tmp_path / "pwned"
-    (run_dir / "vecnormalize.pkl").write_bytes(pickle.dumps(Payload(marker)))
-    capsys.readouterr()
-    assert main(["eval", str(run_dir), "--episodes", "1"]) == 2
-    assert "vecnormalize.pkl: refusing the pickled global posix.system" in capsys.readouterr().err
-    assert not marker.exists()
+def test_a_crafted_model_and_statistics_file_in_a_run_are_refused(tmp_path: Path) -> None:
+    assert crafted_files(tmp_path, in_this_process) == (False, [])
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,11 @@ DEFAULT_RUNS_ROOT = Path("runs")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="YAML config (see configs/)")
     add_overrides_argument(parser)
-    parser.add_argument("--run-dir", type=Path, help="run directory (default: runs/<config>-s<seed>-<timestamp>)")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        help="run directory (default: runs/<config>-s<seed>-<timestamp>; <config>-<core> if --set chose another core)",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -38,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     print(describe_extractor(config, args.config))
-    name = args.config.stem
+    name = run_name(args.config, config)
     if args.resume:
         run_dir = RunDir(args.run_dir) if args.run_dir else latest_run_dir(DEFAULT_RUNS_ROOT, name, config.seed)
         if run_dir is None:
@@ -60,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
     )
     return 0
+
+
+def run_name(path: Path, config: RunConfig) -> str:
+    """The config's file name, plus the core when ``--set policy.core=...`` chose another than the file's own: the
+    GRU and LSTM runs of one task config are told apart, and ``--resume`` finds the newest run of the same core."""
+    shipped = load_config(path).policy.core
+    return path.stem if config.policy.core == shipped else f"{path.stem}-{config.policy.core}"
 
 
 def describe_extractor(config: RunConfig, source: Path) -> str:
