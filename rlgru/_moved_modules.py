@@ -52,6 +52,13 @@ def new_name(name: str) -> str | None:
     return None
 
 
+def current_object_path(path: str) -> str:
+    """``module:Name`` with an old module replaced by its new place (as configs saved before the move name them)."""
+    module, colon, name = path.partition(":")
+    moved = new_name(module) if colon else None
+    return f"{moved}:{name}" if moved else path
+
+
 class _OldNameFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers an old name with the module at its new place (``sys.modules`` then holds it under both names)."""
 
@@ -78,4 +85,4 @@ def install() -> None:
         sys.meta_path.append(_OldNameFinder())
 
 
-__all__ = ["MOVED", "install", "new_name"]
+__all__ = ["MOVED", "current_object_path", "install", "new_name"]

@@ -218,3 +218,18 @@ def test_sb3_contrib_reference_builds_the_same_network_in_its_vocabulary() -> No
 def test_sb3_contrib_reference_must_be_a_plain_lstm(policy: dict, fragment: str) -> None:
     message = error_of({**MINIMAL, "algorithm": {"implementation": "sb3-contrib"}, "policy": policy})
     assert fragment in message
+
+
+def test_configs_saved_before_the_wings_still_match_their_suite() -> None:
+    """A run's config.yaml from before the package's wings names the POPGym adapter by its old module, and has no
+    ``algorithm.fast_paths``: neither is a difference that should stop a sweep or ``--resume``."""
+    from rlgru.harness.config import differing_keys
+
+    old = {"env": {"wrappers": [{"name": "rlgru.popgym_wrappers:POPGymWrappers", "kwargs": {}}]}, "algorithm": {}}
+    new = {"env": {"wrappers": [{"name": "rlgru.env_plumbing.popgym_wrappers:POPGymWrappers", "kwargs": {}}]},
+           "algorithm": {"fast_paths": True}}
+    assert differing_keys(old, new) == []
+    other = {"env": {"wrappers": [{"name": "rlgru.env_plumbing.wrappers:Other", "kwargs": {}}]}, "algorithm": {}}
+    assert differing_keys(old, other) == ["env.wrappers"]
+    config = validate_config({"env": {"id": "CartPole-v1", "wrappers": ["rlgru.suite_wrappers:ResetOptions"]}}, "x")
+    assert config.env.wrappers[0].name == "rlgru.env_plumbing.suite_wrappers:ResetOptions"

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from rlgru._moved_modules import current_object_path
 from rlgru.algorithm.extractor_choice import AUTO, resolve_extractor, validate_extractor_settings
 from rlgru.cores.registry import resolve_core, validate_core_settings
 from rlgru.harness.config_base import StrictModel
@@ -62,7 +64,7 @@ UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
 class WrapperConfig(StrictModel):
     """A Gymnasium wrapper applied to each env: a short name from ``envs.wrappers`` or ``module:Class``."""
 
-    name: str
+    name: Annotated[str, AfterValidator(current_object_path)]  # rlgru modules under their current names
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -424,7 +426,20 @@ def dump_config(config: RunConfig, path: Path) -> None:
 
 #: settings that change how a run executes, not what it learns: a resume may differ in them (a run started when the
 #: thread default was torch's own resumes under today's default of one thread)
-EXECUTION_ONLY_KEYS = frozenset({"training.torch_threads", "training.verbose"})
+#: settings that change how a run executes, not what it computes (fast paths: the same training up to rounding)
+EXECUTION_ONLY_KEYS = frozenset({"training.torch_threads", "training.verbose", "algorithm.fast_paths"})
+
+
+def _current_names(value: Any) -> Any:
+    """``value`` with every ``rlgru.<old module>:Name`` string under its current module (configs saved before the
+    package's wings name the same objects by their old modules)."""
+    if isinstance(value, str):
+        return current_object_path(value)
+    if isinstance(value, list):
+        return [_current_names(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _current_names(item) for key, item in value.items()}
+    return value
 
 
 def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -435,7 +450,7 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
         path = f"{prefix}{key}"
         if path in EXECUTION_ONLY_KEYS:
             continue
-        a, b = old.get(key), new.get(key)
+        a, b = _current_names(old.get(key)), _current_names(new.get(key))
         if isinstance(a, dict) and isinstance(b, dict):
             keys.extend(differing_keys(a, b, f"{path}."))
         elif a != b:
