@@ -19,12 +19,13 @@ import torch as th
 from rlgru.cores._kernel_build import NO_FAST_PATHS_ENV, env_flag
 from rlgru.fast import act, heads, optim_step, update
 
-#: what a core without its kernel costs, as measured on this repository's machines (results/fallback_speed.md):
-#: training throughput of the PyTorch fallback against the kernel, at the benchmark's sizes
+#: what a core without its kernel costs, as measured with every fast path off (results/fallback_speed.md, CartPoleNoVel
+#: at three sizes) against the kernels' 1.4x SB3 PPO (results/training_speed.md)
 FALLBACK_COST = {
-    "GRUCore": "GRU cores then train through PyTorch (with every fast path off: 2.7x sb3-contrib, 0.20x SB3 PPO; "
-    "results/fallback_speed.md)",
-    "LSTMCore": "LSTM cores then train through PyTorch's nn.LSTM (results/fallback_speed.md)",
+    "GRUCore": "GRU cores then train through rlgru's PyTorch GRU loop, at 0.23-0.50x SB3 PPO's speed and 0.91-1.10x "
+    "the LSTM fallback's (results/fallback_speed.md)",
+    "LSTMCore": "LSTM cores then train through PyTorch's nn.LSTM, at 0.21-0.49x SB3 PPO's speed "
+    "(results/fallback_speed.md)",
 }
 
 
