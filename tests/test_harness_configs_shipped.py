@@ -47,3 +47,12 @@ def test_a_config_for_every_task_with_the_gru_unless_named_for_its_core() -> Non
 def test_quickstart_is_a_memory_task_within_budget() -> None:
     config = load_config(CONFIGS[0].parent / "quickstart.yaml")
     assert config.env.id.startswith("rlgru/") and config.training.total_timesteps <= 200_000
+
+
+@pytest.mark.parametrize("suite", sorted((Path(__file__).resolve().parents[1] / "configs" / "bench").glob("*.yaml")),
+                         ids=lambda path: path.name)
+def test_every_shipped_suite_loads_and_expands(suite: Path) -> None:
+    from rlgru.bench.suite import expand, load_suite
+
+    runs = expand(load_suite(suite))
+    assert runs and len({run.run_id for run in runs}) == len(runs)
