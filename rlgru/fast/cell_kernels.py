@@ -12,7 +12,8 @@ from typing import Any
 from rlgru.cores import _kernel_build
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-DISABLE_ENV = "RLGRU_NO_FAST_PATHS"
+#: no switch of its own: the plan uses these only with the one-call paths, which have theirs (act, update)
+DISABLE_ENV = _kernel_build.NO_FAST_PATHS_ENV
 
 _KERNELS: dict[str, _kernel_build.CompiledKernel] = {}
 
