@@ -56,6 +56,7 @@ CORE_CASES: dict[str, dict[str, Any]] = {
     "rnn": {"critic_core": False, "core_kwargs": {"nonlinearity": "relu"}},
     "mingru": {"n_layers": 2, "share_features_extractor": False},
     "lru": {"n_layers": 2},
+    "memoryless": {"n_layers": 2},
 }
 
 DICT_SPACE = spaces.Dict(

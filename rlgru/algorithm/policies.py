@@ -81,9 +81,10 @@ class RecurrentActorCriticPolicy(ActorCriticPolicy):
     :param critic_trains_core: with ``shared_core=True``, whether the value loss also trains the shared core.
         Default True, except when sharing is asked for with sb3-contrib's ``shared_lstm=True``: its critic reads
         the shared LSTM's output without training it, and the alias keeps that meaning.
-    :param core: the memory core: a registered name (``"gru"``, ``"lstm"``, ``"rnn"``, ``"mingru"``, ``"lru"``, or
-        one given to ``rlgru.cores.register_core``), a ``"module:Class"`` path, or a ``MemoryCore`` subclass. The
-        named policy classes (``MlpGruPolicy``, ...) fix it; ``"MlpPolicy"`` and friends default to ``"gru"``.
+    :param core: the memory core: a registered name (``"gru"``, ``"lstm"``, ``"rnn"``, ``"mingru"``, ``"lru"``, the
+        baseline ``"memoryless"``, or one given to ``rlgru.cores.register_core``), a ``"module:Class"`` path, or a
+        ``MemoryCore`` subclass. The named policy classes (``MlpGruPolicy``, ...) fix it; ``"MlpPolicy"`` and
+        friends default to ``"gru"``.
     :param core_kwargs: the core's own settings (its keyword-only constructor arguments, e.g. ``dropout``);
         sb3-contrib's ``lstm_kwargs`` is accepted as an alias.
     :param nested_observation_space: the env's own space when ``observation_space`` is its flattening (a Tuple, or

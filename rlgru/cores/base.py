@@ -39,6 +39,8 @@ class MemoryCore(nn.Module):
     #: whether the core may run a compiled kernel of its own; ``False`` keeps it to PyTorch (a model's
     #: ``fast_paths=False`` sets it on the instance; the PyTorch code stays the definition either way)
     compiled_kernels: bool = True
+    #: whether anything from one step reaches the next (``False`` only for the memoryless baseline)
+    remembers: bool = True
 
     def __init__(self, input_size: int, hidden_size: int, n_layers: int = 1) -> None:
         super().__init__()

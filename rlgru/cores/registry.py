@@ -26,6 +26,7 @@ BUILTIN_CORES: dict[str, str] = {
     "rnn": "rlgru.cores.rnn:RNNCore",
     "mingru": "rlgru.cores.mingru:MinGRUCore",
     "lru": "rlgru.cores.lru:LRUCore",
+    "memoryless": "rlgru.cores.memoryless:MemorylessCore",  # the baseline: the same policy with no recurrence
 }
 
 _user_cores: dict[str, type[MemoryCore]] = {}

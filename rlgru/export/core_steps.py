@@ -21,6 +21,7 @@ from rlgru.cores.base import MemoryCore
 from rlgru.cores.gru import GRUCore
 from rlgru.cores.lru import PHASE_LOG_MAX, LRUCore
 from rlgru.cores.lstm import LSTMCore
+from rlgru.cores.memoryless import MemorylessCore
 from rlgru.cores.mingru import MinGRUCore
 from rlgru.cores.rnn import RNNCore
 
@@ -188,12 +189,26 @@ class LRUStep(CoreStep):
         return u, torch.stack(states)
 
 
+class MemorylessStep(CoreStep):
+    """``tanh(W x + b)`` per layer; the state is each layer's output, never read."""
+
+    core: MemorylessCore
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        layer_input, states = x, []
+        for linear in self.core.layers:
+            layer_input = torch.tanh(F.linear(layer_input, linear.weight, linear.bias))
+            states.append(layer_input)
+        return layer_input, torch.stack(states)
+
+
 for _class, _step in (
     (GRUCore, GRUStep),
     (LSTMCore, LSTMStep),
     (RNNCore, RNNStep),
     (MinGRUCore, MinGRUStep),
     (LRUCore, LRUStep),
+    (MemorylessCore, MemorylessStep),
 ):
     register_step(_class, _step)
 

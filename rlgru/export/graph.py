@@ -50,6 +50,8 @@ class ExportedPolicy(nn.Module):
         self.value_net = policy.value_net if value else None
         self.n_layers = policy.n_layers
         self.state_size = policy.state_size
+        cores = [policy.actor_core] + ([] if policy.critic_core is None else [policy.critic_core])
+        self.reads_state = any(core.remembers for core in cores)
         self.eval()
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -64,6 +66,10 @@ class ExportedPolicy(nn.Module):
             core_pi, next_actor = self.actor_step(pi_features, state[..., : self.actor_state_size])
             core_vf, next_critic = self.critic_step(vf_features, state[..., self.actor_state_size :])
             next_state = torch.cat((next_actor, next_critic), dim=-1)
+        if not self.reads_state:
+            # a memoryless core never reads its state, and ONNX drops inputs nothing reads: this keeps ``state`` and
+            # ``episode_start`` inputs of the file, so every exported policy is fed the same way
+            next_state = next_state + 0.0 * state
         action = self.actions(self.mlp_extractor.forward_actor(core_pi))
         if self.value_net is None:
             return action, next_state
