@@ -154,3 +154,32 @@ def test_missing_values_do_not_crash_the_report(tmp_path: Path) -> None:
     verdict = next(line for line in readme.splitlines() if line.startswith("- **mingru vs GRU.**"))
     assert "Returns: worse over all tasks, P(mingru > GRU) = 0.00" in verdict
     assert "recurrent parameters -; training throughput -; inference latency -." in verdict
+
+
+def test_each_core_is_judged_against_the_memoryless_core_task_by_task(tmp_path: Path) -> None:
+    """No exact memoryless level here (MiniGrid-like tasks): the memoryless core's runs are the floor."""
+    for seed in range(5):
+        for task in ("a", "b"):
+            fake_run(tmp_path, task, "memoryless", seed, 0.45 + 0.01 * seed, task_info={"horizon": "long"})
+            fake_run(tmp_path, task, "lstm", seed, 0.44 + 0.01 * seed, task_info={"horizon": "long"})
+        fake_run(tmp_path, "a", "gru", seed, 0.8 + 0.01 * seed, task_info={"horizon": "long"})
+        fake_run(tmp_path, "b", "gru", seed, 0.2 + 0.01 * seed, task_info={"horizon": "long"})
+    readme = write_report(tmp_path, n_resamples=200).read_text()
+    assert "## Against the memoryless baseline (`memoryless`)" in readme
+    assert "| a | memoryless | 0.47 | - | - | the baseline (n=5) |" in readme
+    assert "| a | gru | 0.82 | +0.35 [+0.33, +0.37] | 1.00 [1.00, 1.00] | above (n=5) |" in readme
+    assert "| a | lstm | 0.46 | -0.01 [-0.03, +0.01] |" in readme and "not distinguishable (n=5) |" in readme
+    assert "| b | gru | 0.22 | -0.25 [-0.27, -0.23] | 0.00 [0.00, 0.00] | below (n=5) |" in readme
+    assert "**a: gru above the memoryless baseline.** not distinguishable: lstm" in readme
+    assert ("**b: no core above the memoryless baseline at this budget.** not distinguishable: lstm; below: gru"
+            in readme)
+    assert "memoryless vs GRU" not in readme  # the baseline is judged against, not judged
+    assert "| task | horizon | optimal | memoryless | gru | lstm | memoryless (trained) |" in readme
+    assert "None: no task here states both its optimal and its memoryless return" in readme
+
+
+def test_no_memoryless_section_without_a_memoryless_core(tmp_path: Path) -> None:
+    for seed in range(3):
+        fake_run(tmp_path, "a", "gru", seed, 0.9)
+        fake_run(tmp_path, "a", "lstm", seed, 0.8)
+    assert "memoryless baseline" not in write_report(tmp_path, n_resamples=100).read_text()

@@ -58,6 +58,18 @@ def test_expansion_is_tasks_by_budgets_by_seeds_by_cores_plus_reference(tmp_path
     assert reference[0].config.policy.core == "lstm"
 
 
+def test_a_task_may_take_more_seeds_than_the_suite(tmp_path: Path) -> None:
+    suite = load_suite(write_suite(
+        tmp_path,
+        tasks=[{"name": "a", "env": {"id": "rlgru/TMaze-Easy-v0"}, "seeds": [0, 1, 2]},
+               {"name": "b", "env": {"id": "rlgru/TMaze-Easy-v0"}}],
+        seeds=[0, 1],
+    ))
+    assert sorted(run.run_id for run in expand(suite)) == ["a-gru-s0", "a-gru-s1", "a-gru-s2", "b-gru-s0", "b-gru-s1"]
+    with pytest.raises(HarnessError, match="seeds and cores must not repeat"):
+        load_suite(write_suite(tmp_path, tasks=[{"name": "a", "env": {"id": "rlgru/TMaze-Easy-v0"}, "seeds": [3, 3]}]))
+
+
 def test_run_specs_survive_the_trip_to_a_worker(tmp_path: Path) -> None:
     run = expand(load_suite(write_suite(tmp_path)))[0]
     assert type(run).from_dict(json.loads(json.dumps(run.as_dict()))) == run

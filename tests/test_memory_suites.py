@@ -93,9 +93,9 @@ def test_memory_gym_reset_options_are_checked_when_the_config_is(
     assert "command_cnt" in err and err.count("\n") == 1
 
 
-def smoke(config: Path, run: Path, steps: int) -> None:
+def smoke(config: Path, run: Path, steps: int, eval_freq: int = 0) -> None:
     arguments = ["train", str(config), "--run-dir", str(run), "--no-progress"]
-    for override in (f"training.total_timesteps={steps}", "evaluation.episodes=2", "evaluation.freq=0"):
+    for override in (f"training.total_timesteps={steps}", "evaluation.episodes=2", f"evaluation.freq={eval_freq}"):
         arguments += ["--set", override]
     assert main(arguments) == 0
     assert (run / "model.zip").is_file() and (run / "eval.json").is_file()
@@ -109,4 +109,50 @@ def test_minigrid_memory_config_trains_through_rlgru_train(tmp_path: Path) -> No
 
 def test_memory_gym_config_trains_through_rlgru_train(tmp_path: Path) -> None:
     needs("memory_gym")
-    smoke(CONFIGS / "memory_gym" / "mortar_mayhem_grid.yaml", tmp_path / "run", 1024)  # one rollout: 8 x 128
+    # two rollouts of 8 x 128 with an evaluation between them: evaluation envs come and go beside the training ones
+    smoke(CONFIGS / "memory_gym" / "mortar_mayhem_grid.yaml", tmp_path / "run", 2048, eval_freq=1024)
+
+
+def test_closing_one_memory_gym_env_leaves_the_others_running() -> None:
+    """Memory Gym's close ends pygame for the process; the env factory defers it to the last open env."""
+    needs("memory_gym")
+    from rlgru.harness.env_factory import EnvSpec
+
+    spec = EnvSpec("memory_gym:MortarMayhem-Grid-v0")
+    first, second = spec.make_base(), spec.make_base()
+    first.reset(seed=0)
+    second.reset(seed=0)
+    first.close()
+    first.close()  # a second close is not counted twice
+    observation, _ = second.reset(seed=1)
+    second.step(0)
+    assert observation.shape == (84, 84, 3) and observation.any()
+    second.close()
+
+
+def test_downsample_image_averages_blocks_and_refuses_what_it_cannot_shrink() -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    from rlgru.env_plumbing.suite_wrappers import DownsampleImage
+
+    class Frames(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (6, 4, 3), np.uint8)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            return np.arange(72, dtype=np.uint8).reshape(6, 4, 3) * 3, {}
+
+    wrapped = DownsampleImage(Frames(), factor=2)
+    assert wrapped.observation_space.shape == (3, 2, 3) and wrapped.observation_space.dtype == np.uint8
+    frame = Frames().reset()[0].astype(np.float64)
+    expected = np.array([[[frame[2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c].mean() for c in range(3)]
+                          for j in range(2)] for i in range(3)])
+    np.testing.assert_array_equal(wrapped.reset()[0], np.rint(expected).astype(np.uint8))
+    assert DownsampleImage(Frames(), factor=1).reset()[0].tolist() == Frames().reset()[0].tolist()
+    with pytest.raises(ValueError, match="does not divide the image size 6x4"):
+        DownsampleImage(Frames(), factor=3)
+    with pytest.raises(ValueError, match="positive integer"):
+        DownsampleImage(Frames(), factor=0)
+    with pytest.raises(ValueError, match=r"\[H, W, C\] uint8"):
+        DownsampleImage(gym.make("CartPole-v1"))

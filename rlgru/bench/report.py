@@ -4,8 +4,8 @@ Input: ``<out>/runs/<run_id>/result.json`` as written by the sweep runner. Outpu
 ``learning_curves.csv``, ``curves_<task>.png``, ``horizon.png`` (suites with length sweeps), ``README.md`` and
 ``report.html`` (the README with its plots inlined: one file a reader can open anywhere).
 
-Every verdict is computed from the runs; the sections for horizons (``horizon``), time to target (``efficiency``)
-and published results (``published``) live in their own modules.
+Every verdict is computed from the runs; the sections for horizons (``horizon``), time to target (``efficiency``),
+the memoryless baseline (``memory_gap``) and published results (``published``) live in their own modules.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from rlgru.bench import variants as variant_names
 from rlgru.bench.efficiency import efficiency_tables
 from rlgru.bench.horizon import horizon_scores, horizon_tables, plot_horizons, short_long_verdicts
+from rlgru.bench.memory_gap import is_memoryless_variant, memoryless_section
 from rlgru.bench.published import published_section
 from rlgru.bench.results import IDENTITY_FIELDS, is_complete, missing_fields, read_result
 from rlgru.bench.stats import iqm, normalised, probability_of_improvement, stratified_bootstrap_ci
@@ -232,7 +233,10 @@ def _readme(
     lines += [
         "## Final return per task (IQM over seeds, 95% CI)",
         "",
-        "| task | horizon | optimal | memoryless | " + " | ".join(cores) + " |",
+        # a trained memoryless core is a column of its own, apart from the task's known memoryless level
+        "| task | horizon | optimal | memoryless | "
+        + " | ".join(f"{core} (trained)" if core == "memoryless" else core for core in cores)
+        + " |",
         "|---|---|---:|---:|" + "---:|" * len(cores),
     ]
     for task in tasks:
@@ -251,11 +255,18 @@ def _readme(
             cells.append(f"{point:.2f} [{low:.2f}, {high:.2f}] (n={len(values)})")
         lines.append(f"| {task} | {horizon} | {bounds} | " + " | ".join(cells) + " |")
 
-    lines += ["", "## Aggregate normalised IQM over tasks", "", "| core | IQM | 95% CI |", "|---|---:|---|"]
-    for core in cores:
-        if scores.get(core):
-            point, low, high = stratified_bootstrap_ci(_pooled_iqm, scores[core], n_resamples=n_resamples)
-            lines.append(f"| {core} | {point:.3f} | [{low:.3f}, {high:.3f}] |")
+    lines += ["", "## Aggregate normalised IQM over tasks", ""]
+    if any(scores.get(core) for core in cores):
+        lines += ["| core | IQM | 95% CI |", "|---|---:|---|"]
+        for core in cores:
+            if scores.get(core):
+                point, low, high = stratified_bootstrap_ci(_pooled_iqm, scores[core], n_resamples=n_resamples)
+                lines.append(f"| {core} | {point:.3f} | [{low:.3f}, {high:.3f}] |")
+    else:  # third-party tasks: no exact optimum and memoryless level to normalise by
+        lines.append(
+            "None: no task here states both its optimal and its memoryless return, so returns are not normalised "
+            "or pooled; each task is read on its own, against the trained memoryless baseline where there is one."
+        )
 
     comparisons = _comparisons(scores, _horizons(ok), n_resamples, cores)
     if comparisons:
@@ -287,13 +298,15 @@ def _readme(
             f"{_median(runs, 'peak_memory_mb', '.0f')} |"
         )
 
+    floor_lines, floor_verdicts = memoryless_section(ok, cores, n_resamples)
+    lines += floor_lines
     fair_lines, fair_verdicts = _equal_parameter_section(ok, comparisons, cores)
     lines += fair_lines
     efficiency = efficiency_tables(ok)
     if efficiency:
         lines += ["", "## Steps and seconds to 90% of the optimum", "", *efficiency]
     lines += published_section(ok, n_resamples)
-    verdicts = [*horizon_verdicts, *_verdicts(ok, scores, comparisons), *fair_verdicts]
+    verdicts = [*floor_verdicts, *horizon_verdicts, *_verdicts(ok, scores, comparisons), *fair_verdicts]
     lines += ["", "## Verdicts", ""] + [f"- {v}" for v in verdicts]
     tuned_lines = tuned_section(out_dir, _ok(all_results), n_resamples)
     if tuned_lines:
@@ -607,8 +620,10 @@ def _verdicts(
             f"[{low:.2f}, {high:.2f}] over {where}.{detail}"
         )
     if by_core.get("gru"):
-        others = [
-            c for c in _order_cores(by_core) if c not in (*_CLAIMED_CORES, REFERENCE_CORE) and not is_equal_params(c)
+        others = [  # the memoryless baseline has its own section: it is judged against, not judged
+            c for c in _order_cores(by_core)
+            if c not in (*_CLAIMED_CORES, REFERENCE_CORE) and not is_equal_params(c)
+            and not is_memoryless_variant(results, c)
         ]
         verdicts += [_versus_gru(core, by_core, comparisons) for core in others]
     return verdicts or ["Not enough completed runs to judge any claim."]

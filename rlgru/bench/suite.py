@@ -21,7 +21,8 @@ through exactly the code path users train with, and any run can be reproduced al
 A task with ``lengths`` stands for one task per value of a difficulty knob (``RepeatFirst-8``, ``RepeatFirst-16``,
 ...): the horizon curves of the report are read from them. ``equal_parameters: {match: lstm}`` adds, beside each
 core at the suite's hidden size, the same core at the hidden size that gives it the matched core's recurrent
-parameter count, so every comparison can be read at equal width and at equal parameters.
+parameter count, so every comparison can be read at equal width and at equal parameters. A task's own ``seeds``
+replace the suite's for that task (more seeds where one task's intervals are wide).
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ class SuiteTask(StrictModel):
     )
     overrides: dict[str, Any] = Field(default_factory=dict)
     lengths: LengthSweep | None = None
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        description="this task's seeds, for more where its intervals are wide; None: the suite's seeds",
+        min_length=1,
+    )
 
     @model_validator(mode="after")
     def _one_horizon_source(self) -> SuiteTask:
@@ -165,7 +171,8 @@ class SuiteConfig(StrictModel):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"task names must be unique, repeated: {', '.join(duplicated)}")
-        if len(set(self.seeds)) != len(self.seeds) or len(set(self.cores)) != len(self.cores):
+        seed_lists = [self.seeds, *(task.seeds for task in self.tasks if task.seeds is not None)]
+        if any(len(set(seeds)) != len(seeds) for seeds in seed_lists) or len(set(self.cores)) != len(self.cores):
             raise ValueError("seeds and cores must not repeat")
         if self.reference is not None and self.reference.tasks is not None:
             unknown = sorted(set(self.reference.tasks) - set(names))
@@ -179,7 +186,7 @@ class SuiteConfig(StrictModel):
             if unknown:
                 raise ValueError(f"equal_parameters.cores names cores not in the suite: {', '.join(unknown)}")
         if self.tuned is not None:
-            shared = sorted(set(self.tuned.tuning_seeds()) & set(self.seeds))
+            shared = sorted(set(self.tuned.tuning_seeds()) & {seed for seeds in seed_lists for seed in seeds})
             if shared:
                 raise ValueError(
                     f"tuned: tuning seeds {shared} are also evaluation seeds; evaluate tuned settings on fresh seeds "
@@ -261,7 +268,7 @@ def expand(
             family = entry.name if entry.lengths is not None else None
             budgets = task.budgets or [None]
             for budget in budgets:
-                for seed in suite.seeds:
+                for seed in task.seeds or suite.seeds:
                     cores = [*suite.cores, *([REFERENCE_CORE] if _has_reference(suite, task, seed) else [])]
                     variants = [(core, "hidden") for core in cores] + [(c, "params") for c in suite.matched_cores()]
                     for core, sizing in variants:

@@ -20,6 +20,7 @@ import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize, unwrap_vec_normalize
 
+from rlgru.env_plumbing.suite_wrappers import CloseWithLastEnv
 from rlgru.env_plumbing.vec_env import make_batched_vec_env
 from rlgru.env_plumbing.wrapper_lookup import resolve_wrapper
 from rlgru.env_plumbing.wrappers import wrap_tuple_observations
@@ -55,7 +56,10 @@ class EnvSpec:
             suite.prepare()
         constructor = _entry_point(self.env_id)
         kwargs = {**self.env_kwargs, **make_kwargs}
-        return constructor(**kwargs) if constructor is not None else gym.make(self.env_id, **kwargs)
+        env = constructor(**kwargs) if constructor is not None else gym.make(self.env_id, **kwargs)
+        if suite is not None and suite.close_ends_process_display:
+            env = CloseWithLastEnv(env)
+        return env
 
     def wrap(self, env: gym.Env) -> gym.Env:
         """The configured wrappers, outside the ``Monitor`` (as rl-zoo3 does), so logged returns are the env's; then

@@ -33,6 +33,8 @@ class Suite:
     summary: str
     #: environment variables set (unless already set) before its envs are built
     environment: dict[str, str] = field(default_factory=dict)
+    #: its envs' ``close`` ends pygame for the whole process, so the env factory defers it to the last one
+    close_ends_process_display: bool = False
 
     @property
     def installed(self) -> bool:
@@ -81,6 +83,7 @@ SUITES: tuple[Suite, ...] = (
         "out) and Mystery Path (find and remember an invisible path); 84x84 RGB images; difficulty knobs are reset "
         "options (env.wrappers: rlgru.env_plumbing.suite_wrappers:ResetOptions)",
         environment=_PYGAME_QUIET,
+        close_ends_process_display=True,
     ),
 )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rlgru.bench.report import write_report
-from rlgru.bench.suite import load_suite
+from rlgru.bench.suite import SuiteConfig, load_suite
 from rlgru.bench.sweep import plan, run_sweep
 from rlgru.bench.tuned import tune_pairs, tuned_params, tuning_pairs
 from rlgru.harness.progress import show_progress
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         f"{suite.name}: {len(runs)} runs ({len({run.task for run in runs})} tasks, cores {', '.join(suite.cores)}"
         f"{', sb3-contrib reference' if suite.reference else ''}"
         f"{'; at equal parameters too: ' + ', '.join(suite.matched_cores()) if suite.matched_cores() else ''}"
-        f"; {len(suite.seeds)} seeds); "
+        f"; {_seed_count(suite)} seeds); "
         f"{len(runs) - len(pending)} already done, {len(pending)} to run -> {out_dir}"
     )
     if args.dry_run:
@@ -102,3 +102,9 @@ def _bar(total: int) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="runs", unit="run")
+
+
+def _seed_count(suite: SuiteConfig) -> str:
+    """``5``, or ``5 to 10`` when some task has seeds of its own."""
+    counts = sorted({len(task.seeds or suite.seeds) for task in suite.tasks})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
