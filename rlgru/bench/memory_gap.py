@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rlgru.bench.stats import iqm, probability_of_improvement, stratified_bootstrap_ci
-from rlgru.bench.variants import is_equal_params
+from rlgru.bench.variants import is_equal_params, task_order
 from rlgru.cores import resolve_core
 
 
@@ -26,7 +26,7 @@ def memoryless_section(
     if baseline is None:
         return [], []
     returns = _final_returns(results)
-    tasks = sorted(task for task in returns if baseline in returns[task])
+    tasks = sorted((task for task in returns if baseline in returns[task]), key=task_order)
     lines = [
         "",
         f"## Against the memoryless baseline (`{baseline}`)",

@@ -6,6 +6,7 @@ Suites with ``equal_parameters`` run a core twice (see ``rlgru.bench.sizing``); 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,10 +53,10 @@ def order_variants(variants: Iterable[str]) -> list[str]:
     return sorted(set(variants), key=variant_rank)
 
 
-def task_order(task: str) -> tuple[str, float]:
-    """Length-sweep tasks in order of length (``RepeatFirst-8`` before ``RepeatFirst-32``), others by name."""
-    family, _, tail = task.rpartition("-")
-    return (family, float(tail)) if family and tail.isdigit() else (task, -1.0)
+def task_order(task: str) -> tuple[str | int, ...]:
+    """Numbers in task names compared as numbers: ``RepeatFirst-8`` before ``RepeatFirst-32``, ``MemoryS9`` before
+    ``MemoryS11``, ``a@64`` before ``a@128``."""
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", task)))
 
 
 __all__ = [
