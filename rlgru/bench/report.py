@@ -235,7 +235,7 @@ def _readme(
         "",
         # a trained memoryless core is a column of its own, apart from the task's known memoryless level
         "| task | horizon | optimal | memoryless | "
-        + " | ".join(f"{core} (trained)" if core == "memoryless" else core for core in cores)
+        + " | ".join(f"{core} (trained)" if is_memoryless_variant(ok, core) else core for core in cores)
         + " |",
         "|---|---|---:|---:|" + "---:|" * len(cores),
     ]

@@ -6,12 +6,12 @@ Suites with ``equal_parameters`` run a core twice (see ``rlgru.bench.sizing``); 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from rlgru.bench.suite import REFERENCE_CORE
 from rlgru.cores.registry import core_names
+from rlgru.harness.suites import natural_order
 
 #: appended to a core's name for its runs sized to the matched core's parameter count
 EQUAL_PARAMS_SUFFIX = "-eqp"
@@ -54,9 +54,9 @@ def order_variants(variants: Iterable[str]) -> list[str]:
 
 
 def task_order(task: str) -> tuple[str | int, ...]:
-    """Numbers in task names compared as numbers: ``RepeatFirst-8`` before ``RepeatFirst-32``, ``MemoryS9`` before
-    ``MemoryS11``, ``a@64`` before ``a@128``."""
-    return tuple(int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", task)))
+    """Tasks in the report's order: numbers compared as numbers (``MemoryS9`` before ``MemoryS11``, ``a@64`` before
+    ``a@128``), as ``rlgru envs`` lists ids."""
+    return natural_order(task)
 
 
 __all__ = [

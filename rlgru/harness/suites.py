@@ -53,7 +53,7 @@ class Suite:
         """The ids ``rlgru envs`` lists, as configs name them (``package:Id``); imports the package."""
         self.prepare()
         importlib.import_module(self.package)  # registers its ids
-        ids = sorted((env_id for env_id in gym.registry if self.lists(env_id)), key=_natural)
+        ids = sorted((env_id for env_id in gym.registry if self.lists(env_id)), key=natural_order)
         return [f"{self.package}:{env_id}" for env_id in ids]
 
 
@@ -88,9 +88,9 @@ SUITES: tuple[Suite, ...] = (
 )
 
 
-def _natural(text: str) -> list[int | str]:
-    """Sort key putting MemoryS9 before MemoryS11."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+def natural_order(text: str) -> tuple[int | str, ...]:
+    """Sort key comparing the numbers in names as numbers: MemoryS9 before MemoryS11, RepeatFirst-8 before -32."""
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(re.split(r"(\d+)", text)))
 
 
 def suite_of(name: str) -> Suite | None:
@@ -104,4 +104,4 @@ def suite_of(name: str) -> Suite | None:
     return None
 
 
-__all__ = ["MEMORY_GYM_INSTALL", "SUITES", "Suite", "suite_of"]
+__all__ = ["MEMORY_GYM_INSTALL", "SUITES", "Suite", "natural_order", "suite_of"]
